@@ -1,0 +1,1 @@
+"""Data: manifests, caption parsing, sampling, dataset preparation and the built-in corpus."""
