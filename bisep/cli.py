@@ -1,0 +1,91 @@
+"""The ``bisep`` command: a thin layer that parses arguments and calls the library.
+
+Exit status: 0 success, 2 bad input (one line on stderr, no traceback), 1 internal error, 130 interrupted.
+Heavy modules are imported inside commands so that ``bisep --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+import click
+
+from bisep import __version__
+from bisep.errors import BisepError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="bisep", message="%(prog)s %(version)s")
+def app() -> None:
+    """Text-queried sound separation learned from captioned natural mixtures."""
+
+
+@app.group()
+def corpus() -> None:
+    """The built-in corpus of captioned natural mixtures."""
+
+
+def warn(message: str) -> None:
+    print(f"bisep: warning: {message}", file=sys.stderr)
+
+
+@app.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--require-sound", is_flag=True, help="Treat an all-silent file as an error.")
+@click.option("--max-seconds", type=float, default=4 * 3600.0, show_default=True, help="Refuse longer files.")
+def info(files: tuple[Path, ...], require_sound: bool, max_seconds: float) -> None:
+    """Read audio files and print rate, channels, duration, peak and RMS (checks that bisep can read them)."""
+    from bisep.audio import load_audio, peak_db
+
+    failed = []
+    for path in files:
+        try:
+            waveform, rate = load_audio(path, max_seconds=max_seconds, reject_silent=require_sound)
+        except BisepError as error:
+            print(f"bisep: error: {error}", file=sys.stderr)
+            failed.append(path)
+            continue
+        rms = float(waveform.pow(2).mean().sqrt())
+        rms_db = f"{20 * math.log10(rms):.1f}" if rms > 0 else "-inf"
+        print(
+            f"{path}: {rate} Hz, {waveform.shape[0]} ch, {waveform.shape[1] / rate:.3f} s, "
+            f"peak {peak_db(waveform):.1f} dBFS, rms {rms_db} dBFS"
+        )
+    if failed:
+        raise BisepError(f"{len(failed)} of {len(files)} files could not be read")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line and return its exit status instead of exiting (used by tests)."""
+    try:
+        app(args=argv, prog_name="bisep", standalone_mode=False)
+    except click.exceptions.Exit as stop:
+        return stop.exit_code
+    except click.ClickException as error:
+        error.show(file=sys.stderr)
+        return 2
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("bisep: interrupted", file=sys.stderr)
+        return 130
+    except BisepError as error:
+        print(f"bisep: error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # the one place that turns a bug into a one-line report
+        if os.environ.get("BISEP_DEBUG"):
+            raise
+        print(
+            f"bisep: internal error: {type(error).__name__}: {error} (run with BISEP_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

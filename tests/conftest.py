@@ -1,0 +1,33 @@
+"""Shared fixtures: small real audio files written on the fly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+
+
+def tone(frequency: float = 440.0, seconds: float = 1.0, sample_rate: int = 16000, amplitude: float = 0.5):
+    time = np.arange(int(seconds * sample_rate)) / sample_rate
+    return (amplitude * np.sin(2 * np.pi * frequency * time)).astype(np.float32)
+
+
+def speech_like(seconds: float = 1.0, sample_rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """A voiced, formant-filtered pulse train with a moving pitch: harmonics up to ~4 kHz, syllable rhythm."""
+    from scipy import signal
+
+    rng = np.random.default_rng(seed)
+    time = np.arange(int(seconds * sample_rate)) / sample_rate
+    pitch = 110 + 30 * np.sin(2 * np.pi * 1.7 * time + rng.uniform(0, 6))
+    phase = np.cumsum(2 * np.pi * pitch / sample_rate)
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 35))
+    b, a = signal.butter(4, [300 / (sample_rate / 2), 3400 / (sample_rate / 2)], "band")
+    shaped = signal.lfilter(b, a, voiced) * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * time))
+    return (0.8 * shaped / np.abs(shaped).max()).astype(np.float32)
+
+
+@pytest.fixture
+def wav_file(tmp_path):
+    path = tmp_path / "tone.wav"
+    soundfile.write(path, tone(), 16000)
+    return path
