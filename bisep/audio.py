@@ -27,6 +27,7 @@ SILENCE_PEAK_DB = -80.0
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
 
 AudioSource = str | Path | BinaryIO
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
 
 
 class MissingAudio(AudioError):
@@ -202,7 +203,11 @@ def save_audio(
     if subtype is None or subtype.startswith("PCM") or file_format in ("MP3", "OGG"):
         array = np.clip(array, -1.0, 1.0)
     with atomic_path(path) as temporary:
-        soundfile.write(temporary, array.T, sample_rate, subtype=subtype, format=file_format)
+        with soundfile.SoundFile(temporary, "w", sample_rate, array.shape[0], subtype, format=file_format) as out:
+            # libsndfile stamps float files with a PEAK chunk holding the time of writing; without it the same
+            # samples always give the same bytes.
+            soundfile._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0)
+            out.write(array.T)
     return path
 
 

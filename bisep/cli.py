@@ -27,6 +27,47 @@ def corpus() -> None:
     """The built-in corpus of captioned natural mixtures."""
 
 
+@corpus.command("build")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Folder to create.")
+@click.option("--size", type=click.Choice(["tiny", "small", "medium"]), default="small", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--soundfont", "soundfonts", multiple=True, type=click.Path(path_type=Path),
+              help="General MIDI SF2 file(s) to render with (default: pretty_midi's TimGM6mb and the Debian ones).")
+@click.option("--jobs", type=int, default=os.cpu_count() or 1, show_default=True, help="Rendering processes.")
+@click.option("--with-stems", is_flag=True, help="Also write each source of the multi-source clips.")
+@click.option("--sample-rate", type=int, default=16000, show_default=True)
+@click.option("--clip-seconds", type=float, default=4.0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing non-empty output folder.")
+def corpus_build(out, size, seed, soundfonts, jobs, with_stems, sample_rate, clip_seconds, overwrite) -> None:
+    """Render the built-in corpus of captioned natural mixtures (offline, deterministic for a seed)."""
+    import time
+
+    from bisep.data.corpus import CorpusOptions, build_corpus
+    from bisep.data.sources import RenderResources
+    from bisep.data.sources.general_midi import default_soundfonts, load_soundfonts
+
+    options = CorpusOptions(size=size, seed=seed, sample_rate=sample_rate, clip_seconds=clip_seconds,
+                            with_stems=with_stems)
+    fonts = load_soundfonts(list(soundfonts)) if soundfonts else default_soundfonts()
+    started = time.perf_counter()
+    manifest = build_corpus(out, options, RenderResources(fonts), jobs=max(1, jobs), overwrite=overwrite)
+    counts = ", ".join(f"{split} {stats['clips']}" for split, stats in manifest["stats"].items())
+    print(f"wrote {out}: {len(manifest['classes'])} classes; clips: {counts} "
+          f"({time.perf_counter() - started:.0f} s)")
+
+
+@corpus.command("preview")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Where to write (default: FOLDER/preview).")
+@click.option("--per-split", type=int, default=6, show_default=True, help="Clips shown per split.")
+def corpus_preview(folder, out, per_split) -> None:
+    """Write a PNG contact sheet of spectrograms with captions and an HTML page with audio players."""
+    from bisep.data.preview import write_preview
+
+    sheet, page = write_preview(folder, out or Path(folder) / "preview", per_split)
+    print(f"wrote {sheet} and {page}")
+
+
 def warn(message: str) -> None:
     print(f"bisep: warning: {message}", file=sys.stderr)
 

@@ -14,12 +14,13 @@ from torch import nn
 
 
 def _window(kind: str, length: int) -> torch.Tensor:
+    """Built in float64 and cast to the signal's dtype on use, so float64 inputs get an exact window."""
     if kind == "hann":
-        return torch.hann_window(length, periodic=True)
+        return torch.hann_window(length, periodic=True, dtype=torch.float64)
     if kind == "hamming":
-        return torch.hamming_window(length, periodic=True)
+        return torch.hamming_window(length, periodic=True, dtype=torch.float64)
     if kind == "sqrt_hann":
-        return torch.hann_window(length, periodic=True).sqrt()
+        return torch.hann_window(length, periodic=True, dtype=torch.float64).sqrt()
     raise ValueError(f"unknown window '{kind}' (known: hann, hamming, sqrt_hann)")
 
 
@@ -140,3 +141,43 @@ class Resample(nn.Module):
         out = nn.functional.conv1d(padded, self.kernels.to(waveform.dtype), stride=self.step)
         out = out[..., :blocks].transpose(1, 2).reshape(flat.shape[0], -1)[:, :out_length]
         return out.reshape(*shape[:-1], out_length)
+
+
+def hz_to_mel(frequency: torch.Tensor) -> torch.Tensor:
+    """HTK mel scale."""
+    return 2595.0 * torch.log10(1.0 + frequency / 700.0)
+
+
+def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+def mel_filter_bank(
+    bins: int, mels: int, sample_rate: int, low_hz: float = 0.0, high_hz: float | None = None
+) -> torch.Tensor:
+    """Triangular HTK-mel filters ``(bins, mels)`` for a one-sided spectrum of ``bins`` bins, peak 1 each."""
+    high_hz = sample_rate / 2 if high_hz is None else high_hz
+    frequencies = torch.linspace(0.0, sample_rate / 2, bins, dtype=torch.float64)
+    edges = mel_to_hz(torch.linspace(hz_to_mel(torch.tensor(low_hz, dtype=torch.float64)),
+                                     hz_to_mel(torch.tensor(high_hz, dtype=torch.float64)), mels + 2))
+    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
+    rising = (frequencies[:, None] - lower[None, :]) / (centre - lower)[None, :]
+    falling = (upper[None, :] - frequencies[:, None]) / (upper - centre)[None, :]
+    return torch.clamp(torch.minimum(rising, falling), min=0.0).to(torch.float32)
+
+
+class LogMel(nn.Module):
+    """Waveform ``(..., samples)`` -> log-mel ``(..., mels, frames)``: ``log(mel power + floor)``, differentiable."""
+
+    def __init__(self, sample_rate: int = 16000, n_fft: int = 512, hop_length: int = 160, mels: int = 64,
+                 low_hz: float = 50.0, high_hz: float | None = None, floor: float = 1e-6):
+        super().__init__()
+        self.stft = STFT(n_fft, hop_length)
+        self.floor = floor
+        self.register_buffer("filters", mel_filter_bank(n_fft // 2 + 1, mels, sample_rate, low_hz, high_hz),
+                             persistent=False)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        power = self.stft(waveform).abs().pow(2)
+        mel = torch.einsum("...ft,fm->...mt", power, self.filters)
+        return torch.log(mel + self.floor)

@@ -42,7 +42,7 @@ def test_save_is_atomic_and_keeps_old_file_on_failure(tmp_path, monkeypatch):
     def broken_write(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(soundfile, "write", broken_write)
+    monkeypatch.setattr(soundfile.SoundFile, "write", broken_write)
     with pytest.raises(OSError):
         audio.save_audio(path, tone(880), 16000)
     assert path.read_bytes() == before
@@ -76,3 +76,11 @@ def test_in_memory_file_without_name():
     buffer = io.BytesIO(b"not audio at all" * 10)
     with pytest.raises(audio.CorruptAudio, match="<stream>"):
         audio.load_audio(buffer)
+
+
+def test_float_files_are_byte_identical_for_identical_samples(tmp_path):
+    import time
+
+    first = audio.save_audio(tmp_path / "a.wav", tone(), 16000, subtype="FLOAT").read_bytes()
+    time.sleep(1.1)
+    assert audio.save_audio(tmp_path / "b.wav", tone(), 16000, subtype="FLOAT").read_bytes() == first

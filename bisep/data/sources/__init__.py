@@ -13,8 +13,10 @@ Every family module exposes the same contract so the corpus generator can treat 
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 
 @dataclass(frozen=True)
@@ -37,3 +39,11 @@ class RenderResources:
     """What rendering may need from the machine: soundfont files by name (file stem) for General MIDI."""
 
     soundfonts: dict[str, Path] = field(default_factory=dict)
+
+
+RENDERER_MODULES = ("general_midi", "speech", "procedural")
+
+
+def renderers() -> dict[str, ModuleType]:
+    """The family modules by name, imported on first use (each may need optional native libraries)."""
+    return {name: importlib.import_module(f"bisep.data.sources.{name}") for name in RENDERER_MODULES}
