@@ -1,0 +1,139 @@
+"""The one interface every grounding (audio-language) model offers to the separator and the losses.
+
+The separator and the losses never know which model they use: LAION-CLAP loaded from a local folder, or
+bisep's built-in model. Both give a joint audio-text embedding space, per-token text features for
+cross-attention, and an audio encoder that is differentiable with respect to the waveform.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from bisep.errors import BisepError
+
+
+@dataclass
+class TextFeatures:
+    """Text side of a batch of prompts.
+
+    embedding: ``(batch, embedding_dim)``, L2-normalised joint-space embedding (contrastive loss, mask head).
+    tokens: ``(batch, length, token_dim)``, the text encoder's last hidden states (cross-attention keys/values).
+    mask: ``(batch, length)`` bool, True where ``tokens`` holds a real token.
+    """
+
+    embedding: torch.Tensor
+    tokens: torch.Tensor
+    mask: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "TextFeatures":
+        return TextFeatures(self.embedding.to(device), self.tokens.to(device), self.mask.to(device))
+
+    def repeat_interleave(self, repeats: int) -> "TextFeatures":
+        return TextFeatures(*(t.repeat_interleave(repeats, dim=0) for t in (self.embedding, self.tokens, self.mask)))
+
+
+def check_prompts(prompts: Sequence[str]) -> list[str]:
+    """Prompts must be non-empty text; an empty or blank one is a user error, not a silent zero vector."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    cleaned = []
+    for prompt in prompts:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise BisepError(f"empty prompt {prompt!r}: say what sound to separate, e.g. 'a dog barking'")
+        cleaned.append(" ".join(prompt.split()))
+    if not cleaned:
+        raise BisepError("no prompts given")
+    return cleaned
+
+
+class GroundingModel(nn.Module, ABC):
+    """A frozen-able audio-language model.
+
+    Subclasses set ``name``, ``sample_rate`` (Hz the audio tower expects), ``embedding_dim`` and ``token_dim``,
+    and implement :meth:`_encode_text_batch` and :meth:`_embed_audio`.
+    """
+
+    name: str
+    sample_rate: int
+    embedding_dim: int
+    token_dim: int
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    @abstractmethod
+    def logit_scale(self) -> torch.Tensor:
+        """The multiplier (already exponentiated) applied to cosine similarities, a scalar tensor."""
+
+    @abstractmethod
+    def _encode_text_batch(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(embedding (B, D) normalised, tokens (B, L, Dt), mask (B, L))`` computed from scratch."""
+
+    @abstractmethod
+    def _embed_audio(self, waveform: torch.Tensor) -> torch.Tensor:
+        """``(B, samples)`` at ``self.sample_rate`` -> ``(B, D)`` L2-normalised, differentiable."""
+
+    def encode_text(self, prompts: Sequence[str]) -> TextFeatures:
+        """Embed prompts; in eval mode each distinct prompt is computed once and then served from a cache."""
+        prompts = check_prompts(prompts)
+        if self.training:
+            return TextFeatures(*self._encode_text_batch(prompts))
+        missing = sorted({p for p in prompts if p not in self._text_cache})
+        if missing:
+            with torch.no_grad():
+                embedding, tokens, mask = self._encode_text_batch(missing)
+            for index, prompt in enumerate(missing):
+                length = int(mask[index].sum())
+                self._text_cache[prompt] = (embedding[index].detach(), tokens[index, :length].detach())
+        return self._assemble([self._text_cache[p] for p in prompts])
+
+    def _assemble(self, entries: list[tuple[torch.Tensor, torch.Tensor]]) -> TextFeatures:
+        length = max(tokens.shape[0] for _, tokens in entries)
+        device = entries[0][0].device
+        tokens = torch.zeros(len(entries), length, self.token_dim, device=device, dtype=entries[0][1].dtype)
+        mask = torch.zeros(len(entries), length, dtype=torch.bool, device=device)
+        for index, (_, item) in enumerate(entries):
+            tokens[index, : item.shape[0]] = item
+            mask[index, : item.shape[0]] = True
+        return TextFeatures(torch.stack([embedding for embedding, _ in entries]), tokens, mask)
+
+    def encode_audio(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """``(B, samples)`` at ``sample_rate`` Hz -> ``(B, embedding_dim)`` L2-normalised; gradients reach the
+        waveform (resampling happens inside, differentiably)."""
+        if waveform.dim() != 2:
+            raise ValueError(f"encode_audio expects (batch, samples), got shape {tuple(waveform.shape)}")
+        return self._embed_audio(self._resampler(sample_rate)(waveform))
+
+    def _resampler(self, sample_rate: int) -> nn.Module:
+        from bisep.spectral import Resample
+
+        key = f"_resample_from_{sample_rate}"
+        if not hasattr(self, key):
+            setattr(self, key, Resample(sample_rate, self.sample_rate).to(self._device()))
+        return getattr(self, key)
+
+    def _device(self) -> torch.device:
+        parameter = next(self.parameters(), None)
+        return parameter.device if parameter is not None else torch.device("cpu")
+
+    def train(self, mode: bool = True) -> "GroundingModel":
+        self._text_cache.clear()
+        return super().train(mode)
+
+    def freeze(self) -> "GroundingModel":
+        """Eval mode and no gradients for the weights: how the separator's losses use it."""
+        self.eval()
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        return self
+
+    def similarity(self, audio_embedding: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
+        """Cosine similarities ``(A, T)`` of normalised embeddings."""
+        return audio_embedding @ text_embedding.T
