@@ -27,7 +27,8 @@ def _window(kind: str, length: int) -> torch.Tensor:
 class STFT(nn.Module):
     """Waveform ``(..., samples)`` -> complex spectrogram ``(..., n_fft // 2 + 1, frames)``.
 
-    Centered frames (reflect padding), so ``frames = samples // hop_length + 1``. The paper uses
+    Centered frames (reflect padding; zeros for signals too short to reflect), so
+    ``frames = samples // hop_length + 1``. The paper uses
     ``n_fft=1022, hop_length=256`` (512 frequency bins).
     """
 
@@ -46,7 +47,7 @@ class STFT(nn.Module):
             self.hop_length,
             window=self.window.to(waveform.dtype),
             center=True,
-            pad_mode="reflect",
+            pad_mode="reflect" if shape[-1] > self.n_fft // 2 else "constant",
             return_complex=True,
         )
         return spectrogram.reshape(*shape[:-1], *spectrogram.shape[-2:])

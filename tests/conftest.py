@@ -31,3 +31,16 @@ def wav_file(tmp_path):
     path = tmp_path / "tone.wav"
     soundfile.write(path, tone(), 16000)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """A tiny built-in corpus (2 s clips) shared by the tests that train or evaluate on real data."""
+    from bisep.data.corpus import CorpusOptions, build_corpus
+    from bisep.data.sources import RenderResources
+    from bisep.data.sources.general_midi import default_soundfonts
+
+    folder = tmp_path_factory.mktemp("shared-corpus") / "tiny"
+    build_corpus(folder, CorpusOptions(size="tiny", seed=3, clip_seconds=2.0, with_stems=True),
+                 RenderResources(default_soundfonts()), jobs=2, progress=False)
+    return folder

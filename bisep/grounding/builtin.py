@@ -28,6 +28,8 @@ class BuiltinGroundingConfig:
     embedding_dim: int = 256
     channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     mels: int = 64
+    n_fft: int = 1024
+    hop_length: int = 320
     sample_rate: int = 16000
     max_text_tokens: int = 48
     initial_temperature: float = 0.07
@@ -113,7 +115,7 @@ class BuiltinGrounding(GroundingModel):
         self.embedding_dim = config.embedding_dim
         self.text = MiniLMText(config.max_text_tokens)
         self.token_dim = self.text.hidden_size
-        self.log_mel = LogMel(config.sample_rate, n_fft=512, hop_length=160, mels=config.mels)
+        self.log_mel = LogMel(config.sample_rate, config.n_fft, config.hop_length, config.mels)
         self.audio = AudioCNN(config.mels, list(config.channels), config.embedding_dim)
         self.text_projection = nn.Sequential(nn.Linear(self.token_dim, 512), nn.GELU(),
                                              nn.Linear(512, config.embedding_dim))

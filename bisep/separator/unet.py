@@ -1,0 +1,149 @@
+"""The conditional U-Net of the method, evaluated level by level so prompt-independent work is shared.
+
+Levels are nested modules (``unet_block.submodule.submodule...``) because that is the layout of the authors'
+released weights; the forward pass walks them as a list. Level ``i`` (0 = outermost) has inner width
+``base_channels * min(2**i, 8)``. Down: stride-2 4x4 conv, BatchNorm, LeakyReLU(0.2), residual block, and in
+the last ``conditioned_levels`` levels the text-conditioning blocks. Up: bilinear x2, residual block, 3x3 conv,
+BatchNorm, ReLU (the outermost level ends at its conv), then concatenation with the level's input (skip).
+
+Everything above the first conditioned level depends only on the mixture, so :meth:`ConditionalUNet.forward`
+runs it once per mixture and repeats its outputs for that mixture's prompts.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bisep.separator.conditioning import CONDITIONING_BLOCKS
+
+
+class ResidualBlock(nn.Module):
+    """``layers`` x (3x3 conv, BatchNorm, LeakyReLU except after the last), added to the input, LeakyReLU."""
+
+    def __init__(self, channels: int, layers: int):
+        super().__init__()
+        stages = []
+        for index in range(layers):
+            stage = [nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels)]
+            if index < layers - 1:
+                stage.append(nn.LeakyReLU(0.2, inplace=True))
+            stages.append(nn.Sequential(*stage))
+        self.res_layers = nn.Sequential(*stages) if layers else nn.Identity()
+        self.layers = layers
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.layers:
+            return features
+        return nn.functional.leaky_relu(features + self.res_layers(features), 0.2)
+
+
+class UNetLevel(nn.Module):
+    def __init__(self, in_channels: int, inner_channels: int, out_channels: int, up_channels: int,
+                 outermost: bool, res_layers: int, conditioning: str | None, condition_blocks: int,
+                 token_dim: int, heads: int):
+        super().__init__()
+        self.outermost = outermost
+        self.downconv = nn.Conv2d(in_channels, inner_channels, 4, stride=2, padding=1, bias=False)
+        self.downnorm = nn.BatchNorm2d(inner_channels)
+        self.downresblock = ResidualBlock(inner_channels, res_layers)
+        self.conditioned = conditioning is not None
+        if self.conditioned:
+            block = CONDITIONING_BLOCKS[conditioning]
+            self.ca_blocks = nn.ModuleList(block(inner_channels, token_dim, heads) for _ in range(condition_blocks))
+        self.upresblock = ResidualBlock(up_channels, res_layers)
+        self.upconv = nn.Conv2d(up_channels, out_channels, 3, padding=1, bias=outermost)
+        if not outermost:
+            self.upnorm = nn.BatchNorm2d(out_channels)
+        self.submodule: UNetLevel | None = None
+
+    def down(self, features: torch.Tensor, tokens=None, mask=None) -> torch.Tensor:
+        features = nn.functional.leaky_relu(self.downnorm(self.downconv(features)), 0.2)
+        features = self.downresblock(features)
+        if self.conditioned:
+            for block in self.ca_blocks:
+                features = block(features, tokens, mask)
+        return features
+
+    def up(self, features: torch.Tensor) -> torch.Tensor:
+        features = nn.functional.interpolate(features, scale_factor=2, mode="bilinear", align_corners=True)
+        features = self.upconv(self.upresblock(features))
+        if self.outermost:
+            return features
+        return nn.functional.relu(self.upnorm(features))
+
+
+class ConditionalUNet(nn.Module):
+    """Log-magnitude ``(B, 1, F, T)`` + text tokens -> sound features ``(B * P, out_channels, F, T)``.
+
+    ``F`` and ``T`` must be multiples of ``2 ** num_downs`` (the separator pads them).
+    """
+
+    def __init__(self, num_downs: int = 7, base_channels: int = 64, out_channels: int = 32,
+                 conditioning: str = "sca", conditioned_levels: int | None = None, condition_blocks: int = 1,
+                 res_layers: int = 1, heads: int = 8, token_dim: int = 768, in_channels: int = 1):
+        super().__init__()
+        if conditioning not in CONDITIONING_BLOCKS:
+            raise ValueError(f"unknown conditioning '{conditioning}' (known: {', '.join(CONDITIONING_BLOCKS)})")
+        conditioned_levels = max(1, num_downs - 4) if conditioned_levels is None else conditioned_levels
+        if not 1 <= conditioned_levels <= num_downs - 1:
+            raise ValueError(f"conditioned_levels must be 1..{num_downs - 1}, got {conditioned_levels}")
+        self.num_downs = num_downs
+        self.first_conditioned = num_downs - conditioned_levels
+        widths = [base_channels * min(2**i, 8) for i in range(num_downs)]
+        levels = []
+        for i in range(num_downs):
+            innermost = i == num_downs - 1
+            levels.append(UNetLevel(
+                in_channels=in_channels if i == 0 else widths[i - 1],
+                inner_channels=widths[i],
+                out_channels=out_channels if i == 0 else widths[i - 1],
+                up_channels=widths[i] if innermost else 2 * widths[i],
+                outermost=i == 0,
+                res_layers=res_layers,
+                conditioning=conditioning if i >= self.first_conditioned else None,
+                condition_blocks=condition_blocks,
+                token_dim=token_dim,
+                heads=heads,
+            ))
+        for outer, inner in zip(levels, levels[1:]):
+            outer.submodule = inner
+        self.bn0 = nn.BatchNorm2d(in_channels)
+        self.unet_block = levels[0]
+
+    def levels(self) -> list[UNetLevel]:
+        result, level = [], self.unet_block
+        while level is not None:
+            result.append(level)
+            level = level.submodule
+        return result
+
+    def encode(self, log_magnitude: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The prompt-independent part: ``bn0`` and the down path above the first conditioned level."""
+        features, skips = self.bn0(log_magnitude), []
+        for level in self.levels()[: self.first_conditioned]:
+            skips.append(features)
+            features = level.down(features)
+        return features, skips
+
+    def decode(self, features: torch.Tensor, skips: list[torch.Tensor], tokens: torch.Tensor,
+               mask: torch.Tensor | None, prompts_per_mixture: int) -> torch.Tensor:
+        """The prompt-dependent part, for ``B * P`` prompts (mixture-major) on the ``B`` encoded mixtures."""
+        levels = self.levels()
+        features = features.repeat_interleave(prompts_per_mixture, dim=0)
+        inner_skips = []
+        for level in levels[self.first_conditioned:]:
+            inner_skips.append(features)
+            features = level.down(features, tokens, mask)
+        shared = [skip.repeat_interleave(prompts_per_mixture, dim=0) for skip in skips]
+        all_skips = shared + inner_skips
+        for index in range(len(levels) - 1, -1, -1):
+            features = levels[index].up(features)
+            if index > 0:
+                features = torch.cat([all_skips[index], features], dim=1)
+        return features
+
+    def forward(self, log_magnitude: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor | None = None,
+                prompts_per_mixture: int = 1) -> torch.Tensor:
+        features, skips = self.encode(log_magnitude)
+        return self.decode(features, skips, tokens, mask, prompts_per_mixture)

@@ -1,0 +1,1 @@
+"""Training: the separator trainer, the built-in grounding model trainer, distributed setup, checkpoints."""

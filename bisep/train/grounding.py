@@ -1,0 +1,223 @@
+"""Training the built-in audio-language model on a corpus's ``grounding`` split.
+
+Symmetric InfoNCE with a learnable temperature, where every text that describes the same set of classes
+counts as a positive (so two violin clips in one batch are not pushed apart). A mixture's positive is the
+caption of the whole mixture, never one of its sources' phrases alone: that is what lets the model tell a
+clean source from the same source with something else still in it, the property the weak separation losses
+rely on. To make the model see exactly that contrast, each batch also holds on-the-fly mixtures of its clips
+with other clips (at -12..0 dB) captioned as mixtures, beside the clean originals (hard negatives).
+Augmentation: gain, circular time shift, background noise, and other seen phrasings of the same classes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bisep.audio import load_audio
+from bisep.data.format import Dataset
+from bisep.grounding.builtin import BuiltinGrounding, BuiltinGroundingConfig
+
+CONNECTIVES = ("{} while {}", "{} and {}", "{} with {} in the background", "{} as {}", "{} followed by {}")
+
+
+@dataclass(frozen=True)
+class GroundingTrainingConfig:
+    steps: int = 1500
+    batch_size: int = 64
+    mixed_share: float = 0.5
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    noise_probability: float = 0.3
+    seed: int = 0
+    validate_every: int = 250
+    threads: int = 2
+
+
+@dataclass
+class CaptionedClips:
+    """A split in memory: waveforms ``(N, samples)``, captions, label sets and per-class phrasings."""
+
+    audio: torch.Tensor
+    captions: list[str]
+    labels: list[frozenset[str]]
+    phrasings: dict[str, list[str]]
+    sample_rate: int
+
+
+def load_split(dataset: Dataset, split: str, phrasings: dict[str, list[str]]) -> CaptionedClips:
+    ids = dataset.split(split)
+    waves = [load_audio(dataset.audio_path(i), sample_rate=16000, channels=1)[0][0] for i in ids]
+    length = min(w.shape[0] for w in waves)
+    return CaptionedClips(
+        torch.stack([w[:length] for w in waves]),
+        [dataset.clips[i]["caption"] for i in ids],
+        [frozenset(dataset.clips[i]["labels"]) for i in ids],
+        phrasings,
+        16000,
+    )
+
+
+def class_phrasings(dataset: Dataset) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Seen and held-out phrasings per class, from the corpus manifest."""
+    import json
+
+    manifest = json.loads((dataset.root / "manifest.json").read_text())
+    seen = {c["name"]: list(c["phrasings"]) for c in manifest["classes"]}
+    held_out = {c["name"]: list(c["held_out_phrasings"]) for c in manifest["classes"]}
+    return seen, held_out
+
+
+def _plain(caption: str) -> str:
+    caption = caption.strip().rstrip(".")
+    return caption[0].lower() + caption[1:] if caption else caption
+
+
+def _rms(waveform: torch.Tensor) -> torch.Tensor:
+    return waveform.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-5)
+
+
+def make_batch(clips: CaptionedClips, config: GroundingTrainingConfig, rng: np.random.Generator):
+    """Waveforms ``(B', samples)``, captions and label sets: clean clips plus mixtures made from them."""
+    count = len(clips.captions)
+    chosen = rng.choice(count, size=config.batch_size, replace=False)
+    waves, captions, labels = [], [], []
+    for index in chosen:
+        waves.append(clips.audio[index])
+        captions.append(_reword(clips, int(index), rng))
+        labels.append(clips.labels[index])
+    for position in range(int(config.batch_size * config.mixed_share)):
+        index = int(chosen[position])
+        other = int(rng.integers(count))
+        while clips.labels[other] & clips.labels[index]:
+            other = int(rng.integers(count))
+        relative_db = float(rng.uniform(-12.0, 0.0))
+        main, added = clips.audio[index], clips.audio[other]
+        added = added * _rms(main) / _rms(added) * 10 ** (relative_db / 20)
+        waves.append(main + added)
+        first, second = _reword(clips, index, rng), _reword(clips, other, rng)
+        if relative_db > -4 and rng.random() < 0.5:
+            first, second = second, first
+        captions.append(str(rng.choice(CONNECTIVES)).format(first, second))
+        labels.append(clips.labels[index] | clips.labels[other])
+    batch = torch.stack(waves)
+    shifts = rng.integers(0, batch.shape[1], size=batch.shape[0])
+    batch = torch.stack([torch.roll(w, int(s)) for w, s in zip(batch, shifts)])
+    gains = torch.from_numpy(10 ** (rng.uniform(-6, 6, size=(batch.shape[0], 1)) / 20)).float()
+    batch = batch * gains
+    noisy = torch.from_numpy(rng.random(batch.shape[0]) < config.noise_probability)
+    noise_level = torch.from_numpy(10 ** (rng.uniform(-40, -25, size=(batch.shape[0], 1)) / 20)).float()
+    generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    noise = torch.randn(batch.shape, generator=generator) * _rms(batch) * noise_level
+    batch = batch + noise * noisy[:, None]
+    return batch, captions, labels
+
+
+def _reword(clips: CaptionedClips, index: int, rng: np.random.Generator) -> str:
+    """The clip's caption, or (half the time) its classes said with other seen phrasings."""
+    labels = sorted(clips.labels[index])
+    if rng.random() < 0.5 or any(label not in clips.phrasings for label in labels):
+        return _plain(clips.captions[index])
+    phrases = [str(rng.choice(clips.phrasings[label])) for label in rng.permutation(labels)]
+    text = phrases[0]
+    for phrase in phrases[1:]:
+        text = str(rng.choice(CONNECTIVES[:2])).format(text, phrase)
+    return text
+
+
+def multi_positive_infonce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE where ``positives`` ``(B, B)`` bool marks every matching audio-text pair."""
+    targets = positives.float() / positives.float().sum(1, keepdim=True)
+    audio_to_text = -(targets * logits.log_softmax(1)).sum(1).mean()
+    targets_t = positives.T.float() / positives.T.float().sum(1, keepdim=True)
+    text_to_audio = -(targets_t * logits.T.log_softmax(1)).sum(1).mean()
+    return (audio_to_text + text_to_audio) / 2
+
+
+def zero_shot_accuracy(model: BuiltinGrounding, clips: CaptionedClips, batch: int = 64) -> float:
+    """Top-1 class accuracy of single-source clips against each class's seen phrasings (averaged)."""
+    names = sorted(clips.phrasings)
+    class_embeddings = class_text_embeddings(model, {n: clips.phrasings[n] for n in names})
+    audio = embed_audio(model, clips.audio, clips.sample_rate, batch)
+    predicted = (audio @ class_embeddings.T).argmax(1)
+    truth = torch.tensor([names.index(next(iter(labels))) for labels in clips.labels])
+    return float((predicted == truth).float().mean())
+
+
+def class_text_embeddings(model, phrasings: dict[str, list[str]]) -> torch.Tensor:
+    """One embedding per class: the normalised mean of its phrasings' embeddings ``(classes, D)``."""
+    rows = []
+    for name in phrasings:
+        embedding = model.encode_text(phrasings[name]).embedding.mean(0)
+        rows.append(nn.functional.normalize(embedding, dim=0))
+    return torch.stack(rows)
+
+
+@torch.no_grad()
+def embed_audio(model, audio: torch.Tensor, sample_rate: int, batch: int = 64) -> torch.Tensor:
+    return torch.cat([model.encode_audio(audio[i:i + batch], sample_rate) for i in range(0, len(audio), batch)])
+
+
+def train_grounding(
+    corpus: str | Path,
+    out: str | Path,
+    config: GroundingTrainingConfig = GroundingTrainingConfig(),
+    model_config: BuiltinGroundingConfig = BuiltinGroundingConfig(),
+    log=print,
+) -> dict:
+    """Train on ``corpus``'s grounding split, validate on its valid split, save the best model to ``out``."""
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    rng = np.random.default_rng(config.seed)
+    dataset = Dataset.open(corpus)
+    seen, _ = class_phrasings(dataset)
+    started = time.perf_counter()
+    train = load_split(dataset, "grounding", seen)
+    valid = load_split(dataset, "valid", seen)
+    log(f"loaded {len(train.captions)} grounding clips and {len(valid.captions)} valid clips "
+        f"({time.perf_counter() - started:.0f} s)")
+    model = BuiltinGrounding(model_config)
+    trainable = [p for name, p in model.named_parameters() if not name.startswith("text.")]
+    optimiser = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    warmup = max(1, config.steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: min(1.0, (step + 1) / warmup)
+        * 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps)))
+    pooled_cache: dict[str, torch.Tensor] = {}
+    best, history = -1.0, []
+    for step in range(1, config.steps + 1):
+        model.train()
+        waves, captions, labels = make_batch(train, config, rng)
+        unique = sorted(set(captions) - set(pooled_cache))
+        if unique:
+            _, _, pooled = model.text(unique)
+            pooled_cache.update(zip(unique, pooled))
+        text = nn.functional.normalize(model.text_projection(torch.stack([pooled_cache[c] for c in captions])),
+                                       dim=-1)
+        audio = model.encode_audio(waves, train.sample_rate)
+        logits = model.logit_scale * audio @ text.T
+        positives = torch.tensor([[a == b for b in labels] for a in labels])
+        loss = multi_positive_infonce(logits, positives)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(trainable, 5.0)
+        optimiser.step()
+        schedule.step()
+        if step % config.validate_every == 0 or step == config.steps:
+            model.eval()
+            accuracy = zero_shot_accuracy(model, valid)
+            elapsed = time.perf_counter() - started
+            history.append({"step": step, "loss": float(loss.detach()), "valid_accuracy": accuracy, "seconds": elapsed})
+            log(f"step {step}: loss {float(loss.detach()):.3f}, valid zero-shot accuracy {accuracy:.3f}, "
+                f"scale {float(model.logit_scale.detach()):.1f}, {elapsed:.0f} s")
+            if accuracy > best:
+                best = accuracy
+                model.save(out, {"corpus": str(Path(corpus).name), "step": step, "history": history,
+                                 "training": asdict(config)})
+    return {"best_valid_accuracy": best, "history": history, "seconds": time.perf_counter() - started}

@@ -1,0 +1,105 @@
+import json
+
+import pytest
+import torch
+
+from bisep import pretrained
+from bisep.cli import run
+from bisep.errors import BisepError
+from bisep.grounding import load_grounding
+from bisep.grounding.builtin import BuiltinGrounding, BuiltinGroundingConfig, load_builtin
+from bisep.grounding.evaluate import evaluate_grounding
+from bisep.train.grounding import GroundingTrainingConfig, multi_positive_infonce, train_grounding
+
+SMALL = BuiltinGroundingConfig(embedding_dim=32, channels=[4, 8, 8, 8])
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return BuiltinGrounding(SMALL).freeze()
+
+
+def test_text_features_shapes_mask_and_cache(model, monkeypatch):
+    features = model.encode_text(["a violin plays", "a man speaks while rain falls"])
+    assert features.embedding.shape == (2, 32) and features.tokens.shape[-1] == 384
+    assert torch.allclose(features.embedding.norm(dim=-1), torch.ones(2), atol=1e-5)
+    assert features.mask.sum(1).tolist()[0] < features.mask.sum(1).tolist()[1]
+    calls = []
+    original = model._encode_text_batch
+    monkeypatch.setattr(model, "_encode_text_batch", lambda prompts: calls.append(prompts) or original(prompts))
+    again = model.encode_text(["a man speaks while rain falls", "a violin plays", "wind blows"])
+    assert calls == [["wind blows"]]
+    assert torch.equal(again.embedding[1], features.embedding[0])
+
+
+def test_empty_prompt_is_refused(model):
+    with pytest.raises(BisepError, match="empty prompt"):
+        model.encode_text(["a dog", "   "])
+
+
+def test_audio_embedding_is_differentiable_and_resamples(model):
+    waveform = (torch.randn(2, 22050) * 0.1).requires_grad_(True)
+    embedding = model.encode_audio(waveform, 22050)
+    assert embedding.shape == (2, 32)
+    embedding.sum().backward()
+    assert torch.isfinite(waveform.grad).all() and waveform.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_save_load_round_trip_and_corrupt_weights(model, tmp_path):
+    model.save(tmp_path / "m")
+    loaded = load_grounding(tmp_path / "m")
+    audio = torch.randn(1, 16000) * 0.1
+    assert torch.allclose(loaded.encode_audio(audio, 16000), model.encode_audio(audio, 16000), atol=1e-6)
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(BisepError, match="corrupt weights"):
+        load_builtin(tmp_path / "m")
+    with pytest.raises(BisepError, match="expected config.json"):
+        load_builtin(tmp_path / "nothing-here")
+
+
+def test_registry_checks_names_and_checksums(model, tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrained, "ASSETS", tmp_path / "assets")
+    monkeypatch.setattr(pretrained, "REGISTRY", tmp_path / "assets" / "registry.json")
+    with pytest.raises(BisepError, match="unknown grounding model 'nope'"):
+        load_grounding("nope")
+    model.save(tmp_path / "trained")
+    pretrained.register_asset("grounding", "tiny", tmp_path / "trained")
+    assert load_grounding("tiny").embedding_dim == 32
+    weights = tmp_path / "assets" / "grounding" / "tiny" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x01")
+    with pytest.raises(BisepError, match="checksum"):
+        load_grounding("tiny")
+
+
+def test_multi_positive_infonce_is_small_for_matching_pairs():
+    logits = torch.eye(3) * 20
+    positives = torch.eye(3, dtype=torch.bool)
+    assert multi_positive_infonce(logits, positives) < 1e-6
+    assert multi_positive_infonce(torch.zeros(3, 3), positives) > 1.0
+    duplicates = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
+    assert multi_positive_infonce(torch.tensor([[9.0, 9, 0], [9, 9, 0], [0, 0, 9]]), duplicates) < 0.7
+
+
+def test_training_and_evaluation_end_to_end(tiny_corpus, tmp_path, capsys):
+    config = GroundingTrainingConfig(steps=4, batch_size=8, validate_every=2, seed=1)
+    result = train_grounding(tiny_corpus, tmp_path / "g", config, SMALL, log=lambda *_: None)
+    assert len(result["history"]) == 2
+    saved = json.loads((tmp_path / "g" / "config.json").read_text())
+    assert saved["provenance"]["step"] in (2, 4)
+    results = evaluate_grounding(load_grounding(tmp_path / "g"), tiny_corpus, tmp_path / "eval")
+    for key in ("zero_shot_top1_seen", "zero_shot_top1_held_out", "text_to_audio_R@1", "two_source_both_in_top3"):
+        assert 0.0 <= results[key] <= 1.0
+    assert 0.0 <= results["leakage"]["ordered_share"] <= 1.0
+    assert (tmp_path / "eval" / "confusion.png").stat().st_size > 5000
+    assert run(["grounding", "evaluate", "--corpus", str(tiny_corpus), "--grounding", str(tmp_path / "g"),
+                "--out", str(tmp_path / "eval2")]) == 0
+    assert "zero_shot_top1_seen" in capsys.readouterr().out
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert run(["grounding", "evaluate", "--corpus", str(tmp_path), "--grounding", str(tmp_path / "none")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert run(["grounding", "train", "--corpus", str(tmp_path), "--out", str(tmp_path / "o"), "stepz=3"]) == 2
+    assert "unknown keys stepz" in capsys.readouterr().err
