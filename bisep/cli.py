@@ -147,6 +147,29 @@ def demo(out, seed) -> None:
     print(f"done in {time.perf_counter() - started:.0f} s")
 
 
+@app.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@click.argument("overrides", nargs=-1)
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/latest (exact: model, optimiser, "
+              "scheduler, epoch, step, RNG).")
+@click.option("--device", help="cpu, cuda, cuda:1 (default: the local GPU under torchrun, else cpu).")
+@click.option("--max-steps", type=int, help="Stop after this many optimiser steps (budgets, smoke tests).")
+def train(config_path, overrides, resume, device, max_steps) -> None:
+    """Train a separator from a YAML preset (configs/) with key=value overrides; runs under torchrun too."""
+    from bisep.config import load_config
+    from bisep.train.config import TrainConfig
+    from bisep.train.distributed import teardown_distributed
+    from bisep.train.trainer import Trainer
+
+    config = load_config(TrainConfig, config_path, list(overrides))
+    try:
+        summary = Trainer(config, resume=resume, device=device).run(max_steps=max_steps)
+    finally:
+        teardown_distributed()
+    print(f"trained {summary['global_step']} steps in {summary['seconds'] / 60:.1f} min; best validation SDR "
+          f"{summary['best_validation_sdr']:.2f} dB; checkpoints in {Path(config.out) / 'checkpoints'}")
+
+
 def warn(message: str) -> None:
     print(f"bisep: warning: {message}", file=sys.stderr)
 

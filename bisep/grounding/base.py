@@ -85,13 +85,12 @@ class GroundingModel(nn.Module, ABC):
         prompts = check_prompts(prompts)
         if self.training:
             return TextFeatures(*self._encode_text_batch(prompts))
-        missing = sorted({p for p in prompts if p not in self._text_cache})
-        if missing:
+        for prompt in dict.fromkeys(p for p in prompts if p not in self._text_cache):
+            # One prompt at a time: a prompt's features then never depend on which prompts shared its batch
+            # (padding changes the floating-point path), so runs and resumed runs stay bit-identical.
             with torch.no_grad():
-                embedding, tokens, mask = self._encode_text_batch(missing)
-            for index, prompt in enumerate(missing):
-                length = int(mask[index].sum())
-                self._text_cache[prompt] = (embedding[index].detach(), tokens[index, :length].detach())
+                embedding, tokens, mask = self._encode_text_batch([prompt])
+            self._text_cache[prompt] = (embedding[0].detach(), tokens[0, : int(mask[0].sum())].detach())
         return self._assemble([self._text_cache[p] for p in prompts])
 
     def _assemble(self, entries: list[tuple[torch.Tensor, torch.Tensor]]) -> TextFeatures:

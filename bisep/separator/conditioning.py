@@ -121,12 +121,13 @@ class ConcatenationBlock(nn.Module):
 class SelfCrossAttentionBlock(nn.Module):
     """Self-attention over positions, then cross-attention to the text (the paper's ``sca``).
 
-    ``norm1`` is never applied; it exists because the authors' released weights hold it.
+    ``norm1`` is never applied (and takes no gradient, so DistributedDataParallel does not wait for one); it
+    exists because the authors' released weights hold it.
     """
 
     def __init__(self, width: int, token_dim: int, heads: int):
         super().__init__()
-        self.norm1 = nn.LayerNorm(width)
+        self.norm1 = nn.LayerNorm(width).requires_grad_(False)
         self.sa_block = SelfAttentionBlock(width, token_dim, heads)
         self.ca_block = CrossAttentionBlock(width, token_dim, heads)
 

@@ -1,0 +1,113 @@
+"""The training objectives of each mode, computed on one micro-batch.
+
+Every prompt of a mixture (clip captions and phrases) goes through the separator in one batched call, so the
+prompt-independent U-Net levels run once per mixture. The mix-and-separate term queries each clip by its
+caption; the consistency and contrastive terms query it by each of its phrases (method.md, Losses).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bisep.grounding.base import GroundingModel, TextFeatures
+from bisep.losses import (
+    bimodal_contrastive_loss,
+    consistency_reconstruction_loss,
+    mix_and_separate_loss,
+    supervised_reconstruction_loss,
+)
+from bisep.train.config import LossConfig
+
+
+def _encode(grounding: GroundingModel, prompts: list[str], device: torch.device) -> TextFeatures:
+    return grounding.encode_text(prompts).to(device)
+
+
+def _separate(model, mixture: torch.Tensor, text: TextFeatures, autocast: bool) -> dict[str, torch.Tensor]:
+    """Run the model's forward (through the DDP wrapper when there is one, so gradients synchronise)."""
+    with torch.autocast(mixture.device.type, enabled=autocast and mixture.device.type == "cuda"):
+        return model(mixture, text)
+
+
+def weak_terms(model, grounding: GroundingModel, batch: dict, config: LossConfig, mode: str,
+               autocast: bool = False) -> dict[str, torch.Tensor]:
+    """Loss terms for a mixture-of-mixtures batch: ``mix_and_separate`` always; ``consistency`` and
+    ``contrastive`` in weak mode."""
+    device = next(model.parameters()).device
+    mixture, clips = batch["mixture"].to(device), batch["clips"].to(device)
+    batch_size, clip_count, samples = clips.shape
+    weak = mode == "weak"
+    phrase_count = batch["repeat_weights"].shape[-1] if weak else 0
+    prompts = []
+    for captions, phrases in zip(batch["captions"], batch["phrases"]):
+        prompts += list(captions)
+        if weak:
+            prompts += [phrase for clip_phrases in phrases for phrase in clip_phrases]
+    per_mixture = clip_count * (1 + phrase_count)
+    text = _encode(grounding, prompts, device)
+    separator = getattr(model, "module", model)
+    output = _separate(model, mixture, text, autocast)
+    estimates, magnitude = output["magnitudes"].float(), output["spectrogram"].abs()
+    clip_magnitudes = separator.stft(clips).abs()
+    terms = {"mix_and_separate": mix_and_separate_loss(estimates[:, :clip_count], clip_magnitudes, magnitude)}
+    if not weak:
+        return terms
+    bins, frames = estimates.shape[-2:]
+    phrase_estimates = estimates[:, clip_count:].reshape(batch_size, clip_count, phrase_count, bins, frames)
+    repeat_weights = batch["repeat_weights"].to(device)
+    terms["consistency"] = consistency_reconstruction_loss(
+        phrase_estimates, repeat_weights, clip_magnitudes,
+        magnitude if config.consistency_weight == "mixture" else clip_magnitudes)
+    waveforms = output["waveforms"][:, clip_count:].float()
+    audio = grounding.encode_audio(waveforms.reshape(-1, samples), separator.config.sample_rate)
+    dimension = audio.shape[-1]
+    audio = audio.view(batch_size, clip_count, phrase_count, dimension)
+    text_embedding = text.embedding.view(batch_size, per_mixture, dimension)[:, clip_count:]
+    text_embedding = text_embedding.reshape(batch_size, clip_count, phrase_count, dimension)
+    per_slot = lambda tensor: tensor.transpose(0, 1).reshape(clip_count, batch_size * phrase_count, -1)
+    valid = (repeat_weights > 0).transpose(0, 1).reshape(clip_count, -1)
+    names = [[phrases[n][p] for phrases in batch["phrases"] for p in range(phrase_count)]
+             for n in range(clip_count)]
+    same_text = torch.tensor([[[a == b for b in slot] for a in slot] for slot in names], device=device)
+    terms["contrastive"] = bimodal_contrastive_loss(
+        per_slot(audio), per_slot(text_embedding), grounding.logit_scale.to(device), valid=valid,
+        same_text=same_text, symmetric=config.symmetric_contrastive)
+    return terms
+
+
+def supervised_terms(model, grounding: GroundingModel, batch: dict, autocast: bool = False):
+    """Single-source mixtures: each source's prompt must recover that source (its share of the mixture)."""
+    separator = getattr(model, "module", model)
+    device = next(separator.parameters()).device
+    mixture, sources = batch["mixture"].to(device), batch["sources"].to(device)
+    prompts = [prompt for item in batch["prompts"] for prompt in item]
+    text = _encode(grounding, prompts, device)
+    output = _separate(model, mixture, text, autocast)
+    estimates, magnitude = output["magnitudes"].float(), output["spectrogram"].abs()
+    return {"supervised": supervised_reconstruction_loss(estimates, separator.stft(sources).abs(), magnitude)}
+
+
+def total_loss(terms: dict[str, torch.Tensor], config: LossConfig) -> torch.Tensor:
+    reconstruction = (config.mix_and_separate * terms.get("mix_and_separate", 0.0)
+                      + config.consistency * terms.get("consistency", 0.0)
+                      + config.supervised * terms.get("supervised", 0.0))
+    return config.contrastive * terms.get("contrastive", 0.0) + config.reconstruction * reconstruction
+
+
+@torch.no_grad()
+def validation_sdr(model, grounding: GroundingModel, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-source SDR (dB) of the estimates and of the unprocessed mixture, ``(B * k,)`` each."""
+    separator = getattr(model, "module", model)
+    device = next(separator.parameters()).device
+    mixture, sources = batch["mixture"].to(device), batch["sources"].to(device)
+    prompts = [prompt for item in batch["prompts"] for prompt in item]
+    text = _encode(grounding, prompts, device)
+    estimates = separator(mixture, text)["waveforms"]
+    return signal_to_distortion(estimates, sources).flatten(), signal_to_distortion(
+        mixture[:, None].expand_as(sources), sources).flatten()
+
+
+def signal_to_distortion(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Plain SDR ``10 log10(|s|^2 / |s - s_hat|^2)`` in dB over the last axis (fast, for validation)."""
+    error = (reference - estimate).pow(2).sum(-1).clamp_min(1e-10)
+    return 10 * torch.log10(reference.pow(2).sum(-1).clamp_min(1e-10) / error)

@@ -1,0 +1,299 @@
+"""The separator trainer: every mode on one loop, one process or many (DistributedDataParallel).
+
+Modes: ``unsupervised`` (mix-and-separate baseline), ``weak`` (the method), ``supervised`` (single-source
+mixtures), ``semi`` (supervised loss on single sources plus the weak losses on natural mixtures). Only rank 0
+writes (checkpoints, TensorBoard, history); metrics are averaged over ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from bisep.errors import ConfigError
+from bisep.data.sampling import CompositionMixtures, MixtureOfMixtures, SingleSourceMixtures, collate_mixtures
+from bisep.files import write_json_atomic
+from bisep.grounding import load_grounding
+from bisep.separator.model import TextQueriedSeparator
+from bisep.train.checkpoint import (
+    read_model_folder,
+    read_training_state,
+    restore_rng_states,
+    rng_states,
+    write_model_folder,
+)
+from bisep.train.config import TrainConfig
+from bisep.train.distributed import GlobalBatchSampler, setup_distributed
+from bisep.train.objectives import supervised_terms, total_loss, validation_sdr, weak_terms
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, resume: bool = False, device: str | None = None, log=print):
+        self.config, self.resume, self.log = config, resume, log
+        self.dist = setup_distributed(device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.out = Path(config.out)
+        self.grounding = load_grounding(config.grounding, self.dist.device)
+        self._check_dimensions()
+        self.model = TextQueriedSeparator(config.model).to(self.dist.device)
+        self.wrapped = self.model
+        if self.dist.enabled:
+            self.wrapped = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.dist.device.index] if self.dist.device.type == "cuda" else None)
+        optim = config.optim
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=optim.learning_rate,
+                                          weight_decay=optim.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, optim.decay_every_epochs, optim.decay_factor)
+        self.autocast_dtype = None
+        if config.mixed_precision and self.dist.device.type == "cuda":
+            self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
+        self._build_data()
+        self.epoch, self.step_in_epoch, self.global_step, self.best_sdr = 0, 0, 0, -math.inf
+        if resume:
+            self._restore()
+        self.writer = None
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tensorboard"))
+
+    def _check_dimensions(self) -> None:
+        model = self.config.model
+        problems = []
+        if model.embedding_dim != self.grounding.embedding_dim:
+            problems.append(f"model.embedding_dim={model.embedding_dim} but the grounding model gives "
+                            f"{self.grounding.embedding_dim}")
+        if model.token_dim != self.grounding.token_dim:
+            problems.append(f"model.token_dim={model.token_dim} but the grounding model gives "
+                            f"{self.grounding.token_dim}")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def _build_data(self) -> None:
+        config, data = self.config, self.config.data
+        if not data.corpus:
+            raise ConfigError("data.corpus is not set (give data.corpus=PATH)")
+        segment = round(data.segment_seconds * config.model.sample_rate) if data.segment_seconds else None
+        common = dict(segment_samples=segment, sample_rate=config.model.sample_rate, seed=config.seed,
+                      max_failure_share=data.max_failure_share)
+        self.datasets = {}
+        if config.mode in ("unsupervised", "weak", "semi"):
+            self.datasets["natural"] = MixtureOfMixtures(
+                data.corpus, data.train_split, data.clips_per_mixture, data.phrases_per_clip,
+                length=data.items_per_epoch, **common)
+        if config.mode in ("supervised", "semi"):
+            self.datasets["single"] = SingleSourceMixtures(
+                data.corpus, data.supervised_split, data.sources_per_supervised_mixture,
+                length=data.items_per_epoch, **common)
+        self.validation = CompositionMixtures(data.corpus, data.validation_compositions, segment_samples=segment,
+                                              sample_rate=config.model.sample_rate)
+        optim = config.optim
+        self.samplers = {name: GlobalBatchSampler(len(dataset), optim.batch_size, optim.accumulation,
+                                                  self.dist.world_size, self.dist.rank, config.seed + index)
+                         for index, (name, dataset) in enumerate(self.datasets.items())}
+        self.steps_per_epoch = min(sampler.steps_per_epoch for sampler in self.samplers.values())
+
+    def _loaders(self) -> dict[str, torch.utils.data.DataLoader]:
+        loaders = {}
+        for name, dataset in self.datasets.items():
+            dataset.set_epoch(self.epoch)
+            self.samplers[name].set_epoch(self.epoch, self.step_in_epoch)
+            loaders[name] = torch.utils.data.DataLoader(
+                dataset, batch_sampler=self.samplers[name], collate_fn=collate_mixtures,
+                num_workers=self.config.data.workers)
+        return loaders
+
+    def _micro_batch_terms(self, batches: dict[str, dict]) -> dict[str, torch.Tensor]:
+        terms: dict[str, torch.Tensor] = {}
+        context = (torch.autocast(self.dist.device.type, dtype=self.autocast_dtype)
+                   if self.autocast_dtype else nullcontext())
+        with context:
+            if "natural" in batches:
+                terms.update(weak_terms(self.wrapped, self.grounding, batches["natural"], self.config.loss,
+                                        "unsupervised" if self.config.mode == "unsupervised" else "weak"))
+            if "single" in batches:
+                terms.update(supervised_terms(self.wrapped, self.grounding, batches["single"]))
+        return terms
+
+    def train_step(self, micro_batches: list[dict[str, dict]]) -> dict[str, float]:
+        """One optimiser step over ``accumulation`` micro-batches; returns the step's loss terms."""
+        self.wrapped.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        totals: dict[str, float] = {}
+        for index, batches in enumerate(micro_batches):
+            last = index == len(micro_batches) - 1
+            sync = nullcontext() if (last or not self.dist.enabled) else self.wrapped.no_sync()
+            with sync:
+                terms = self._micro_batch_terms(batches)
+                loss = total_loss(terms, self.config.loss) / len(micro_batches)
+                self.scaler.scale(loss).backward()
+            for key, value in terms.items():
+                totals[key] = totals.get(key, 0.0) + float(value.detach()) / len(micro_batches)
+            totals["loss"] = totals.get("loss", 0.0) + float(loss.detach())
+            for name, batch in batches.items():
+                self.datasets[name].record_skipped(batch.get("skipped", []))
+        if not all(math.isfinite(value) for value in totals.values()):
+            raise FloatingPointError(f"non-finite loss at step {self.global_step}: {totals}")
+        self.scaler.unscale_(self.optimizer)
+        if self.config.optim.gradient_clip:
+            totals["gradient_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                                           self.config.optim.gradient_clip))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return self.dist.mean(totals)
+
+    def validate(self) -> dict[str, float]:
+        """Mean SDR of the estimates and of the unprocessed mixture on the validation compositions."""
+        self.model.eval()
+        limit = self.config.data.validation_items or len(self.validation)
+        indices = list(range(self.dist.rank, min(limit, len(self.validation)), self.dist.world_size))
+        sums = torch.zeros(3, dtype=torch.float64)
+        examples = []
+        for start in range(0, len(indices), self.config.optim.batch_size):
+            batch = collate_mixtures([self.validation[i] for i in indices[start:start + self.config.optim.batch_size]])
+            estimate_sdr, mixture_sdr = validation_sdr(self.model, self.grounding, batch)
+            sums += torch.tensor([estimate_sdr.sum().item(), mixture_sdr.sum().item(), estimate_sdr.numel()],
+                                 dtype=torch.float64)
+            if not examples:
+                examples = batch
+        sums = self.dist.sum(sums).cpu()
+        count = max(sums[2].item(), 1)
+        result = {"sdr": sums[0].item() / count, "mixture_sdr": sums[1].item() / count}
+        result["sdri"] = result["sdr"] - result["mixture_sdr"]
+        if self.writer is not None and examples:
+            self._write_audio_examples(examples)
+        return result
+
+    @torch.no_grad()
+    def _write_audio_examples(self, batch: dict) -> None:
+        count = min(self.config.audio_examples, len(batch["prompts"]))
+        if not count:
+            return
+        mixture = batch["mixture"][:count].to(self.dist.device)
+        prompts = [p for item in batch["prompts"][:count] for p in item]
+        text = self.grounding.encode_text(prompts).to(self.dist.device)
+        waveforms = self.model(mixture, text)["waveforms"].cpu()
+        rate = self.config.model.sample_rate
+        for index in range(count):
+            peak = max(batch["mixture"][index].abs().max().item(), 1e-6)
+            self.writer.add_audio(f"example{index}/mixture", batch["mixture"][index] / peak, self.epoch, rate)
+            for slot, prompt in enumerate(batch["prompts"][index]):
+                self.writer.add_audio(f"example{index}/{slot}-{prompt[:40]}", waveforms[index, slot] / peak,
+                                      self.epoch, rate)
+
+    def _training_state(self) -> dict:
+        return {
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step, "best_sdr": self.best_sdr, "rng": rng_states(),
+        }
+
+    def save(self, name: str, with_state: bool = True) -> None:
+        if not self.dist.is_main:
+            return
+        provenance = {"mode": self.config.mode, "grounding": self.config.grounding, "epoch": self.epoch,
+                      "global_step": self.global_step, "best_validation_sdr": self.best_sdr,
+                      "training_config": asdict(self.config)}
+        write_model_folder(self.out / "checkpoints" / name, self.model, self.config.model, provenance,
+                           self._training_state() if with_state else None)
+
+    def _restore(self) -> None:
+        folder = self.out / "checkpoints" / "latest"
+        _, tensors = read_model_folder(folder)
+        self.model.load_state_dict(tensors)
+        state = read_training_state(folder)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
+        self.global_step, self.best_sdr = int(state["global_step"]), float(state["best_sdr"])
+        restore_rng_states(state["rng"])
+        if self.step_in_epoch >= self.steps_per_epoch:
+            self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        self.log(f"resumed from {folder} at epoch {self.epoch}, step {self.step_in_epoch}")
+
+    def _history(self, record: dict) -> None:
+        if self.dist.is_main:
+            with open(self.out / "history.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    def run(self, max_steps: int | None = None) -> dict:
+        """Train until ``epochs`` (or ``max_steps`` optimiser steps, for tests and budgets); returns a summary."""
+        from tqdm import tqdm
+
+        config = self.config
+        started = time.perf_counter()
+        accumulation = config.optim.accumulation
+        while self.epoch < config.epochs:
+            loaders = self._loaders()
+            iterators = {name: iter(loader) for name, loader in loaders.items()}
+            bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, desc=f"epoch {self.epoch}",
+                       disable=not self.dist.is_main or not sys.stderr.isatty(), file=sys.stderr, unit="step")
+            while self.step_in_epoch < self.steps_per_epoch:
+                step_started = time.perf_counter()
+                micro = [{name: next(iterator) for name, iterator in iterators.items()} for _ in range(accumulation)]
+                terms = self.train_step(micro)
+                self.step_in_epoch += 1
+                self.global_step += 1
+                seconds = time.perf_counter() - step_started
+                items = config.optim.batch_size * accumulation * self.dist.world_size
+                terms.update({"learning_rate": self.optimizer.param_groups[0]["lr"],
+                              "items_per_second": items / seconds, "seconds_per_step": seconds})
+                self._log_step(terms)
+                bar.set_postfix(loss=f"{terms['loss']:.3f}", items_s=f"{terms['items_per_second']:.1f}")
+                bar.update()
+                if config.checkpoint_every_steps and self.global_step % config.checkpoint_every_steps == 0:
+                    self.save("latest")
+                if max_steps is not None and self.global_step >= max_steps:
+                    bar.close()
+                    return self._summary(started)
+            bar.close()
+            self.scheduler.step()
+            self.epoch += 1
+            self.step_in_epoch = 0
+            if self.epoch % config.validate_every_epochs == 0 or self.epoch == config.epochs:
+                self._validate_and_keep_best()
+            if self.epoch % config.checkpoint_every_epochs == 0:
+                self.save(f"epoch{self.epoch:04d}", with_state=False)
+            self.save("latest")
+        return self._summary(started)
+
+    def _log_step(self, terms: dict[str, float]) -> None:
+        self._history({"step": self.global_step, "epoch": self.epoch, **terms})
+        if self.writer is not None:
+            for key, value in terms.items():
+                self.writer.add_scalar(f"train/{key}", value, self.global_step)
+
+    def _validate_and_keep_best(self) -> None:
+        metrics = self.validate()
+        self._history({"step": self.global_step, "epoch": self.epoch,
+                       **{f"validation_{k}": v for k, v in metrics.items()}})
+        if self.writer is not None:
+            for key, value in metrics.items():
+                self.writer.add_scalar(f"validation/{key}", value, self.global_step)
+            self.writer.flush()
+        self.log(f"epoch {self.epoch}: validation SDR {metrics['sdr']:.2f} dB "
+                 f"(mixture {metrics['mixture_sdr']:.2f} dB, SDRi {metrics['sdri']:.2f} dB)")
+        if metrics["sdr"] > self.best_sdr:
+            self.best_sdr = metrics["sdr"]
+            self.save("best", with_state=False)
+
+    def _summary(self, started: float) -> dict:
+        if self.writer is not None:
+            self.writer.flush()
+        summary = {"epochs": self.epoch, "global_step": self.global_step, "best_validation_sdr": self.best_sdr,
+                   "seconds": time.perf_counter() - started}
+        if self.dist.is_main:
+            write_json_atomic(self.out / "summary.json", summary)
+        return summary

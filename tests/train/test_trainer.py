@@ -1,0 +1,115 @@
+"""The trainer on a tiny corpus with tiny models: every mode, exact resume, accumulation = DDP (gloo)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from bisep.cli import run
+from bisep.config import load_config
+from bisep.grounding.builtin import BuiltinGrounding, BuiltinGroundingConfig
+from bisep.train.checkpoint import read_model_folder, read_training_state
+from bisep.train.config import TrainConfig
+from bisep.train.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def grounding_folder(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("grounding") / "g"
+    BuiltinGrounding(BuiltinGroundingConfig(embedding_dim=16, channels=[4, 4, 4, 4])).save(folder)
+    return folder
+
+
+def write_config(path, corpus, grounding, out, **overrides):
+    config = {
+        "mode": "weak", "grounding": str(grounding), "out": str(out), "epochs": 2, "seed": 5,
+        "checkpoint_every_epochs": 1, "threads": 1, "audio_examples": 1,
+        "model": {"num_downs": 4, "base_channels": 4, "out_channels": 4, "heads": 1, "token_dim": 384,
+                  "embedding_dim": 16, "n_fft": 254, "hop_length": 64},
+        "data": {"corpus": str(corpus), "segment_seconds": 0.5, "phrases_per_clip": 2, "items_per_epoch": 8,
+                 "validation_items": 4},
+        "optim": {"batch_size": 2, "learning_rate": 1e-3},
+    }
+    for key, value in overrides.items():
+        section, _, name = key.partition("__")
+        if name:
+            config[section][name] = value
+        else:
+            config[key] = value
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def history(out):
+    return [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("mode", ["unsupervised", "weak", "supervised", "semi"])
+def test_every_mode_trains_and_checkpoints(mode, tiny_corpus, grounding_folder, tmp_path):
+    config = load_config(TrainConfig, write_config(tmp_path / "c.yaml", tiny_corpus, grounding_folder,
+                                                   tmp_path / "run", mode=mode))
+    summary = Trainer(config, log=lambda *_: None).run()
+    assert summary["global_step"] == 8 and summary["epochs"] == 2
+    records = history(tmp_path / "run")
+    steps = [r for r in records if "loss" in r]
+    expected = {"unsupervised": {"mix_and_separate"}, "weak": {"mix_and_separate", "consistency", "contrastive"},
+                "supervised": {"supervised"}, "semi": {"supervised", "mix_and_separate", "consistency", "contrastive"}}
+    assert expected[mode] <= set(steps[0]) and all(torch.isfinite(torch.tensor(r["loss"])) for r in steps)
+    assert any("validation_sdr" in r for r in records)
+    meta, tensors = read_model_folder(tmp_path / "run" / "checkpoints" / "best")
+    assert meta["provenance"]["mode"] == mode and tensors
+    state = read_training_state(tmp_path / "run" / "checkpoints" / "latest")
+    assert state["epoch"] == 2 and state["global_step"] == 8
+    assert (tmp_path / "run" / "checkpoints" / "epoch0001" / "model.safetensors").is_file()
+    assert list((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_resume_after_a_kill_reproduces_the_following_losses(tiny_corpus, grounding_folder, tmp_path):
+    common = dict(checkpoint_every_steps=2, epochs=2)
+    full = load_config(TrainConfig, write_config(tmp_path / "a.yaml", tiny_corpus, grounding_folder,
+                                                 tmp_path / "full", **common))
+    Trainer(full, log=lambda *_: None).run()
+    killed = load_config(TrainConfig, write_config(tmp_path / "b.yaml", tiny_corpus, grounding_folder,
+                                                   tmp_path / "killed", **common))
+    Trainer(killed, log=lambda *_: None).run(max_steps=5)  # stops after step 5: the last checkpoint is step 4
+    (tmp_path / "killed" / "history.jsonl").unlink()
+    Trainer(killed, resume=True, log=lambda *_: None).run()
+    expected = {r["step"]: r["loss"] for r in history(tmp_path / "full") if "loss" in r}
+    resumed = {r["step"]: r["loss"] for r in history(tmp_path / "killed") if "loss" in r}
+    assert sorted(resumed) == [5, 6, 7, 8]
+    for step, loss in resumed.items():
+        assert loss == pytest.approx(expected[step], abs=1e-6)
+
+
+def test_two_gloo_processes_equal_one_process_with_accumulation(tiny_corpus, grounding_folder, tmp_path):
+    one = write_config(tmp_path / "one.yaml", tiny_corpus, grounding_folder, tmp_path / "one", epochs=1,
+                       optim__accumulation=2, optim__batch_size=2)
+    assert run(["train", str(one), "--max-steps", "2"]) == 0
+    two = write_config(tmp_path / "two.yaml", tiny_corpus, grounding_folder, tmp_path / "two", epochs=1,
+                       optim__batch_size=2)
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+         "-m", "bisep.cli", "train", str(two), "--max-steps", "2"],
+        capture_output=True, text=True, env=environment, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    single = [r["loss"] for r in history(tmp_path / "one") if "loss" in r]
+    distributed = [r["loss"] for r in history(tmp_path / "two") if "loss" in r]
+    assert len(single) == len(distributed) == 2
+    assert distributed == pytest.approx(single, abs=1e-5)
+
+
+def test_config_errors_exit_2(tiny_corpus, grounding_folder, tmp_path, capsys):
+    bad = write_config(tmp_path / "bad.yaml", tiny_corpus, grounding_folder, tmp_path / "x", epochz=3)
+    assert run(["train", str(bad)]) == 2
+    assert "unknown keys epochz" in capsys.readouterr().err
+    mismatch = write_config(tmp_path / "m.yaml", tiny_corpus, grounding_folder, tmp_path / "y")
+    assert run(["train", str(mismatch), "model.embedding_dim=64"]) == 2
+    assert "embedding_dim=64" in capsys.readouterr().err
+    assert run(["train", str(mismatch), "--resume"]) == 2
+    assert "not a bisep model folder" in capsys.readouterr().err
