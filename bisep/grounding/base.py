@@ -93,6 +93,21 @@ class GroundingModel(nn.Module, ABC):
             self._text_cache[prompt] = (embedding[0].detach(), tokens[0, : int(mask[0].sum())].detach())
         return self._assemble([self._text_cache[p] for p in prompts])
 
+    def precompute(self, prompts: Sequence[str], chunk: int = 64) -> None:
+        """Fill the text cache for many prompts at once (e.g. every caption and phrase of a training set).
+
+        Chunks are formed from the sorted distinct prompts, so the same set always gives the same features.
+        """
+        if self.training:
+            return
+        missing = sorted({" ".join(p.split()) for p in prompts if p.strip()} - set(self._text_cache))
+        for start in range(0, len(missing), chunk):
+            batch = missing[start:start + chunk]
+            with torch.no_grad():
+                embedding, tokens, mask = self._encode_text_batch(batch)
+            for index, prompt in enumerate(batch):
+                self._text_cache[prompt] = (embedding[index].detach(), tokens[index, : int(mask[index].sum())].detach())
+
     def _assemble(self, entries: list[tuple[torch.Tensor, torch.Tensor]]) -> TextFeatures:
         length = max(tokens.shape[0] for _, tokens in entries)
         device = entries[0][0].device

@@ -58,6 +58,7 @@ class Trainer:
             self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self._build_data()
+        self.grounding.precompute(self._all_prompts())
         self.epoch, self.step_in_epoch, self.global_step, self.best_sdr = 0, 0, 0, -math.inf
         if resume:
             self._restore()
@@ -103,6 +104,19 @@ class Trainer:
                                                   self.dist.world_size, self.dist.rank, config.seed + index)
                          for index, (name, dataset) in enumerate(self.datasets.items())}
         self.steps_per_epoch = min(sampler.steps_per_epoch for sampler in self.samplers.values())
+
+    def _all_prompts(self) -> list[str]:
+        """Every caption and phrase the training and validation data can ask for."""
+        from bisep.data.format import Dataset
+
+        dataset = Dataset.open(self.config.data.corpus)
+        splits = {self.config.data.train_split, self.config.data.supervised_split}
+        ids = [clip_id for split in splits if (dataset.root / "splits" / f"{split}.csv").is_file()
+               for clip_id in dataset.split(split)]
+        ids += [clip_id for _, members in dataset.compositions(self.config.data.validation_compositions)
+                for clip_id in members]
+        return [text for clip_id in ids for text in [dataset.clips[clip_id]["caption"],
+                                                     *dataset.clips[clip_id]["phrases"]]]
 
     def _loaders(self) -> dict[str, torch.utils.data.DataLoader]:
         loaders = {}
