@@ -6,7 +6,10 @@ caption of the whole mixture, never one of its sources' phrases alone: that is w
 clean source from the same source with something else still in it, the property the weak separation losses
 rely on. To make the model see exactly that contrast, each batch also holds on-the-fly mixtures of its clips
 with other clips (at -12..0 dB) captioned as mixtures, beside the clean originals (hard negatives).
-Augmentation: gain, circular time shift, background noise, and other seen phrasings of the same classes.
+Augmentation: gain, circular time shift, background noise, other seen phrasings of the same classes, and
+Gaussian noise on the frozen sentence vectors (so nearby paraphrases land in the same place). A text naming
+only some of a mixture's sources is a weak positive for it (``partial_positive``), so mixtures still rank
+their own sources' phrases above absent ones.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class GroundingTrainingConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     noise_probability: float = 0.3
+    partial_positive: float = 0.2
+    text_noise: float = 0.3
     seed: int = 0
     validate_every: int = 250
     threads: int = 2
@@ -131,12 +136,20 @@ def _reword(clips: CaptionedClips, index: int, rng: np.random.Generator) -> str:
     return text
 
 
-def multi_positive_infonce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE where ``positives`` ``(B, B)`` bool marks every matching audio-text pair."""
-    targets = positives.float() / positives.float().sum(1, keepdim=True)
-    audio_to_text = -(targets * logits.log_softmax(1)).sum(1).mean()
-    targets_t = positives.T.float() / positives.T.float().sum(1, keepdim=True)
-    text_to_audio = -(targets_t * logits.T.log_softmax(1)).sum(1).mean()
+def match_weights(labels: list[frozenset[str]], partial: float) -> torch.Tensor:
+    """``(B, B)`` target weights of audio ``i`` and text ``j``: 1 when they name the same classes, ``partial``
+    when the text names only some of the audio's classes (a source of a mixture), else 0. A partial match
+    weighs less than the whole caption, so a clean source still outranks the same source with leakage."""
+    return torch.tensor([[1.0 if a == b else (partial if b < a else 0.0) for b in labels] for a in labels])
+
+
+def multi_positive_infonce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE with soft targets ``(B, B)`` (audio rows, text columns; bool or weights), each
+    direction's rows normalised to a distribution."""
+    targets = targets.float()
+    audio_to_text = -((targets / targets.sum(1, keepdim=True)) * logits.log_softmax(1)).sum(1).mean()
+    transposed = targets.T
+    text_to_audio = -((transposed / transposed.sum(1, keepdim=True)) * logits.T.log_softmax(1)).sum(1).mean()
     return (audio_to_text + text_to_audio) / 2
 
 
@@ -198,12 +211,14 @@ def train_grounding(
         if unique:
             _, _, pooled = model.text(unique)
             pooled_cache.update(zip(unique, pooled))
-        text = nn.functional.normalize(model.text_projection(torch.stack([pooled_cache[c] for c in captions])),
-                                       dim=-1)
+        pooled = torch.stack([pooled_cache[c] for c in captions])
+        generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        pooled = pooled + config.text_noise * pooled.pow(2).mean(1, keepdim=True).sqrt() * torch.randn(
+            pooled.shape, generator=generator)
+        text = nn.functional.normalize(model.text_projection(pooled), dim=-1)
         audio = model.encode_audio(waves, train.sample_rate)
         logits = model.logit_scale * audio @ text.T
-        positives = torch.tensor([[a == b for b in labels] for a in labels])
-        loss = multi_positive_infonce(logits, positives)
+        loss = multi_positive_infonce(logits, match_weights(labels, config.partial_positive))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(trainable, 5.0)

@@ -96,7 +96,7 @@ def total_loss(terms: dict[str, torch.Tensor], config: LossConfig) -> torch.Tens
 
 @torch.no_grad()
 def validation_sdr(model, grounding: GroundingModel, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-source SDR (dB) of the estimates and of the unprocessed mixture, ``(B * k,)`` each."""
+    """Per-source SI-SDR (dB) of the estimates and of the unprocessed mixture, ``(B * k,)`` each."""
     separator = getattr(model, "module", model)
     device = next(separator.parameters()).device
     mixture, sources = batch["mixture"].to(device), batch["sources"].to(device)
@@ -108,6 +108,12 @@ def validation_sdr(model, grounding: GroundingModel, batch: dict) -> tuple[torch
 
 
 def signal_to_distortion(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Plain SDR ``10 log10(|s|^2 / |s - s_hat|^2)`` in dB over the last axis (fast, for validation)."""
-    error = (reference - estimate).pow(2).sum(-1).clamp_min(1e-10)
-    return 10 * torch.log10(reference.pow(2).sum(-1).clamp_min(1e-10) / error)
+    """Scale-invariant SDR in dB over the last axis (fast, for validation).
+
+    Scale-invariant so that a mask of 0.5 everywhere does not score 3 dB above the mixture it leaves
+    unseparated (a plain SNR would reward that); ``bisep evaluate`` reports bss_eval SDR as well.
+    """
+    scale = (estimate * reference).sum(-1, keepdim=True) / reference.pow(2).sum(-1, keepdim=True).clamp_min(1e-10)
+    target = scale * reference
+    error = (estimate - target).pow(2).sum(-1).clamp_min(1e-10)
+    return 10 * torch.log10(target.pow(2).sum(-1).clamp_min(1e-10) / error)

@@ -168,7 +168,7 @@ class Trainer:
         return self.dist.mean(totals)
 
     def validate(self) -> dict[str, float]:
-        """Mean SDR of the estimates and of the unprocessed mixture on the validation compositions."""
+        """Mean SI-SDR of the estimates and of the unprocessed mixture on the validation compositions."""
         self.model.eval()
         limit = self.config.data.validation_items or len(self.validation)
         indices = list(range(self.dist.rank, min(limit, len(self.validation)), self.dist.world_size))
@@ -249,6 +249,8 @@ class Trainer:
         config = self.config
         started = time.perf_counter()
         accumulation = config.optim.accumulation
+        if self.global_step == 0:
+            self._validate_and_keep_best()
         while self.epoch < config.epochs:
             loaders = self._loaders()
             iterators = {name: iter(loader) for name, loader in loaders.items()}
@@ -297,8 +299,8 @@ class Trainer:
             for key, value in metrics.items():
                 self.writer.add_scalar(f"validation/{key}", value, self.global_step)
             self.writer.flush()
-        self.log(f"epoch {self.epoch}: validation SDR {metrics['sdr']:.2f} dB "
-                 f"(mixture {metrics['mixture_sdr']:.2f} dB, SDRi {metrics['sdri']:.2f} dB)")
+        self.log(f"epoch {self.epoch}: validation SI-SDR {metrics['sdr']:.2f} dB "
+                 f"(mixture {metrics['mixture_sdr']:.2f} dB, improvement {metrics['sdri']:.2f} dB)")
         if metrics["sdr"] > self.best_sdr:
             self.best_sdr = metrics["sdr"]
             self.save("best", with_state=False)

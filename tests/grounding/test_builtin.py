@@ -103,3 +103,11 @@ def test_cli_errors(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert run(["grounding", "train", "--corpus", str(tmp_path), "--out", str(tmp_path / "o"), "stepz=3"]) == 2
     assert "unknown keys stepz" in capsys.readouterr().err
+
+
+def test_partial_matches_weigh_less_than_whole_captions():
+    from bisep.train.grounding import match_weights
+
+    labels = [frozenset({"violin"}), frozenset({"violin", "rain"}), frozenset({"siren"})]
+    weights = match_weights(labels, 0.2)
+    assert torch.allclose(weights, torch.tensor([[1.0, 0.0, 0.0], [0.2, 1.0, 0.0], [0.0, 0.0, 1.0]]))
