@@ -170,6 +170,195 @@ def train(config_path, overrides, resume, device, max_steps) -> None:
           f"{summary['best_validation_sdr']:.2f} dB; checkpoints in {Path(config.out) / 'checkpoints'}")
 
 
+@app.group()
+def data() -> None:
+    """Prepare AudioCaps, VGGSound and MUSIC, downloaded by you, in the bisep dataset format (resumable: run
+    again after an interruption or more downloads)."""
+
+
+def _preparation_options(function):
+    """The options every `bisep data` command shares."""
+    options = [
+        click.option("--out", type=click.Path(path_type=Path), help="Dataset folder to write (or resume)."),
+        click.option("--jobs", type=int, default=os.cpu_count() or 1, show_default=True,
+                     help="Conversion processes."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of splits and compositions."),
+        click.option("--list-missing", is_flag=True,
+                     help="Print the clips still to download (CSV lines) and exit without writing."),
+        click.option("--overwrite", is_flag=True,
+                     help="Replace an existing output folder instead of resuming it."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _run_preparation(plan, out: Path | None, jobs: int, list_missing: bool, overwrite: bool) -> None:
+    from bisep.data.prepare import missing_fetch_ids, prepare, summary_lines
+
+    if list_missing:
+        missing = missing_fetch_ids(plan, out)
+        for fetch_id in missing:
+            print(fetch_id)
+        print(f"{len(missing)} of {len(plan.jobs)} {plan.dataset} sources still to fetch", file=sys.stderr)
+        return
+    if out is None:
+        raise BisepError("--out is required (unless --list-missing)")
+    report = prepare(plan, out, jobs=max(1, jobs), overwrite=overwrite)
+    for line in summary_lines(report, out):
+        print(line)
+
+
+@data.command("audiocaps")
+@click.option("--csv-dir", required=True, type=click.Path(path_type=Path),
+              help="Folder with the AudioCaps train.csv, val.csv and test.csv.")
+@click.option("--audio-dir", required=True, type=click.Path(path_type=Path),
+              help="Folder (searched recursively) with the downloaded clips.")
+@click.option("--test-rounds", type=int, default=1, show_default=True,
+              help="Passes over the test split per test composition list.")
+@_preparation_options
+def data_audiocaps(csv_dir, audio_dir, test_rounds, out, jobs, seed, list_missing, overwrite) -> None:
+    """AudioCaps: match clips to the split CSVs, convert to 16 kHz mono, parse captions into phrases, write
+    splits train/valid/test and compositions valid_2, test_2..4. Files may be named <youtube_id>_<start>
+    (start 30, 000030, 30.000), <youtube_id>_<start>_<end>, Y<youtube_id>..., <youtube_id> or <audiocap_id>,
+    as wav, flac, mp3, ogg, ... or m4a/mp4/webm (needs ffmpeg)."""
+    from bisep.data.audiocaps import CSV_FILES, plan_audiocaps
+
+    plan = plan_audiocaps(csv_dir, audio_dir, seed=seed, test_rounds=test_rounds)
+    absent = [name for name in CSV_FILES.values() if name not in plan.notes["csv_files"]]
+    if absent:
+        warn(f"{csv_dir}: no {', '.join(absent)}; preparing the other splits")
+    _run_preparation(plan, out, jobs, list_missing, overwrite)
+
+
+@data.command("vggsound")
+@click.option("--csv", "csv_path", required=True, type=click.Path(path_type=Path),
+              help="vggsound.csv: youtube_id, start_seconds, label, split (no header).")
+@click.option("--audio-dir", required=True, type=click.Path(path_type=Path),
+              help="Folder (searched recursively) with the downloaded clips.")
+@click.option("--valid-fraction", type=float, default=0.05, show_default=True,
+              help="Share of train clips moved to the valid split.")
+@click.option("--test-rounds", type=int, default=10, show_default=True,
+              help="Passes over the test split per test composition list.")
+@_preparation_options
+def data_vggsound(csv_path, audio_dir, valid_fraction, test_rounds, out, jobs, seed, list_missing,
+                  overwrite) -> None:
+    """VGGSound: match clips to the list, convert to 16 kHz mono, prompt each as "The sound of <label>", write
+    splits train/valid/test and compositions of clips of different classes (valid_2, test_2..4). Files may be
+    named <youtube_id>_<start> (start 000030, 30, 30.000), with _<end>, a Y prefix, or <youtube_id>."""
+    from bisep.data.vggsound import plan_vggsound
+
+    plan = plan_vggsound(csv_path, audio_dir, seed=seed, valid_fraction=valid_fraction, test_rounds=test_rounds)
+    _run_preparation(plan, out, jobs, list_missing, overwrite)
+
+
+@data.command("music")
+@click.option("--media-dir", required=True, type=click.Path(path_type=Path),
+              help="Folder with <instrument>/<video id>.mp4 (or audio files), e.g. MUSIC_dataset/solo.")
+@click.option("--video-list", type=click.Path(path_type=Path),
+              help="MUSIC_solo_videos.json: classes come from it and --list-missing compares against it.")
+@click.option("--instruments", help="Comma-separated classes to keep, others are skipped (default: the 11 MUSIC "
+              "solo instruments; name the MUSIC-21 ones to add them).")
+@click.option("--clip-seconds", type=float, default=10.0, show_default=True, help="Length of the cut clips.")
+@click.option("--valid-fraction", type=float, default=0.1, show_default=True, help="Share of videos for valid.")
+@click.option("--test-fraction", type=float, default=0.1, show_default=True, help="Share of videos for test.")
+@click.option("--test-rounds", type=int, default=10, show_default=True,
+              help="Passes over the test split per test composition list.")
+@_preparation_options
+def data_music(media_dir, video_list, instruments, clip_seconds, valid_fraction, test_fraction, test_rounds, out,
+               jobs, seed, list_missing, overwrite) -> None:
+    """MUSIC: extract audio (ffmpeg for videos), cut recordings into clips, split by video, prompt each clip as
+    "The sound of <instrument>", write compositions of different instruments (valid_2, test_2..4)."""
+    from bisep.data.music import INSTRUMENTS, plan_music
+
+    if list_missing and video_list is None:
+        raise BisepError("--list-missing needs --video-list (MUSIC_solo_videos.json) to know what is missing")
+    names = tuple(name.strip() for name in instruments.split(",") if name.strip()) if instruments else INSTRUMENTS
+    plan = plan_music(media_dir, seed=seed, clip_seconds=clip_seconds, valid_fraction=valid_fraction,
+                      test_fraction=test_fraction, test_rounds=test_rounds, instruments=names,
+                      video_list=video_list)
+    _run_preparation(plan, out, jobs, list_missing, overwrite)
+
+
+@app.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-q", "--query", "prompts", multiple=True, required=True, help="What to extract (repeat for more).")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--model", default="builtin", show_default=True, help="Shipped model name or model folder.")
+@click.option("--grounding", help="Override the grounding model the separator was trained with.")
+@click.option("--device", help="cpu, cuda, cuda:1 (default: cuda when available).")
+@click.option("--segment", type=float, default=10.0, show_default=True, help="Segment length in seconds.")
+@click.option("--overlap", type=float, default=0.25, show_default=True, help="Overlap between segments (0-1).")
+@click.option("--residual", is_flag=True, help="Also write everything the prompts did not select.")
+@click.option("--format", "file_format", type=click.Choice(["wav", "flac"]), default="wav", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--max-seconds", type=float, default=4 * 3600.0, show_default=True, help="Refuse longer inputs.")
+def separate(inputs, prompts, out, model, grounding, device, segment, overlap, residual, file_format, overwrite,
+             max_seconds) -> None:
+    """Extract what each prompt describes from audio files or folders (searched recursively).
+
+    Writes OUT/<input name>/<prompt>.wav (and residual.wav). Stereo is separated channel by channel; outputs
+    keep the input's sample rate and channels. A file that fails is reported and the others still run.
+    """
+    import warnings
+
+    from tqdm import tqdm
+
+    from bisep.audio import READABLE_SUFFIXES, save_audio
+    from bisep.data.corpus import slug
+    from bisep.grounding.base import check_prompts
+    from bisep.separator.api import Separator
+
+    prompts = check_prompts(list(prompts))
+    files = _expand_inputs(inputs, READABLE_SUFFIXES)
+    separator = Separator.from_pretrained(model, device=device, grounding=grounding)
+    failed = []
+    for path in tqdm(files, desc="separating", unit="file", disable=not sys.stderr.isatty(), file=sys.stderr):
+        target = Path(out) / slug(path.stem)
+        names = {prompt: target / f"{slug(prompt)}.{file_format}" for prompt in prompts}
+        if residual:
+            names["residual"] = target / f"residual.{file_format}"
+        existing = [str(p) for p in names.values() if p.exists()]
+        try:
+            if existing and not overwrite:
+                raise BisepError(f"{existing[0]} exists (pass --overwrite to replace it)")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = separator.separate(path, prompts, residual=residual, segment_seconds=segment,
+                                            overlap=overlap, max_seconds=max_seconds)
+            for warning in caught:
+                warn(f"{path}: {warning.message}")
+            outputs = dict(result.sources)
+            if residual:
+                outputs["residual"] = result.residual
+            for key, waveform in outputs.items():
+                save_audio(names[key], waveform, result.sample_rate)
+        except (BisepError, OSError) as error:
+            message = str(error) if isinstance(error, BisepError) else f"{path}: {error.strerror or error}"
+            print(f"bisep: error: {message}", file=sys.stderr)
+            failed.append(path)
+            continue
+        seconds = next(iter(result.sources.values())).shape[-1] / result.sample_rate
+        print(f"{path}: {seconds:.1f} s, {len(prompts)} prompt(s) -> {target}")
+    if failed:
+        raise BisepError(f"{len(failed)} of {len(files)} inputs failed: {', '.join(map(str, failed))}")
+
+
+def _expand_inputs(inputs, suffixes) -> list[Path]:
+    """Files as given; folders searched recursively for audio files (sorted)."""
+    files = []
+    for given in inputs:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+            if not found:
+                warn(f"{path}: no audio files found")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
 def warn(message: str) -> None:
     print(f"bisep: warning: {message}", file=sys.stderr)
 

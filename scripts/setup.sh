@@ -11,9 +11,10 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   exit 2
 fi
 
-# Debian packages: the FluidR3 General MIDI soundfont gives the corpus a second rendering of every instrument.
-# Optional: without it the corpus renders with the soundfont that ships inside pretty_midi.
-debian_packages=(fluid-soundfont-gm)
+# Debian packages, optional: the FluidR3 General MIDI soundfont gives the corpus a second rendering of every
+# instrument (without it, the soundfont inside pretty_midi renders alone); ffmpeg extracts audio from videos
+# for `bisep data music` and reads m4a/mp4/webm downloads.
+debian_packages=(fluid-soundfont-gm ffmpeg)
 missing=()
 if command -v dpkg >/dev/null 2>&1; then
   for package in "${debian_packages[@]}"; do

@@ -30,6 +30,9 @@ class LossConfig:
 
     ``consistency_weight`` names the magnitude that weights the consistency loss: ``clip`` as the authors'
     code, or ``mixture``, which kept learning from collapsing in the CPU probe (see BENCHMARK.md).
+    ``duplicate_text_similarity``: phrases whose text embeddings have at least this cosine similarity are not
+    each other's negatives in the contrastive loss (paraphrases of one class in a batch); above 1 only
+    identical strings are, as in the authors' setup.
     """
 
     contrastive: float = 0.5
@@ -39,6 +42,7 @@ class LossConfig:
     supervised: float = 1.0
     consistency_weight: Literal["clip", "mixture"] = "mixture"
     symmetric_contrastive: bool = False
+    duplicate_text_similarity: float = 1.01
 
 
 @dataclass(frozen=True)

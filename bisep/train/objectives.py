@@ -69,8 +69,10 @@ def weak_terms(model, grounding: GroundingModel, batch: dict, config: LossConfig
     names = [[phrases[n][p] for phrases in batch["phrases"] for p in range(phrase_count)]
              for n in range(clip_count)]
     same_text = torch.tensor([[[a == b for b in slot] for a in slot] for slot in names], device=device)
+    slot_text = per_slot(text_embedding)
+    same_text |= (slot_text @ slot_text.transpose(1, 2)) >= config.duplicate_text_similarity
     terms["contrastive"] = bimodal_contrastive_loss(
-        per_slot(audio), per_slot(text_embedding), grounding.logit_scale.to(device), valid=valid,
+        per_slot(audio), slot_text, grounding.logit_scale.to(device), valid=valid,
         same_text=same_text, symmetric=config.symmetric_contrastive)
     return terms
 
