@@ -167,9 +167,36 @@ class Trainer:
         self.scaler.update()
         return self.dist.mean(totals)
 
+    @torch.no_grad()
+    def recalibrate_batch_norm(self, batches: int = 8) -> None:
+        """Recompute BatchNorm running statistics as an exact average over ``batches`` training batches.
+
+        Running averages (momentum 0.1) lag behind weights that move fast early in training; evaluating with
+        such stale statistics cost up to 15 dB in short CPU runs. The batches are fixed items of the current
+        epoch, so the result is deterministic; training itself (batch statistics) is unaffected.
+        """
+        norms = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        momenta = [norm.momentum for norm in norms]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None
+        self.model.train()
+        name, dataset = next(iter(self.datasets.items()))
+        size = self.config.optim.batch_size
+        for index in range(min(batches, len(dataset) // size)):
+            batch = collate_mixtures([dataset[i] for i in range(index * size, (index + 1) * size)])
+            prompts = [p for item in batch.get("captions", batch.get("prompts")) for p in item]
+            text = self.grounding.encode_text(prompts).to(self.dist.device)
+            self.model(batch["mixture"].to(self.dist.device), text)
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        self.model.eval()
+
     def validate(self) -> dict[str, float]:
         """Mean SI-SDR of the estimates and of the unprocessed mixture on the validation compositions."""
-        self.model.eval()
+        self.recalibrate_batch_norm()
         limit = self.config.data.validation_items or len(self.validation)
         indices = list(range(self.dist.rank, min(limit, len(self.validation)), self.dist.world_size))
         sums = torch.zeros(3, dtype=torch.float64)
