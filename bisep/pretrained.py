@@ -7,24 +7,15 @@ is shipped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 from bisep.errors import BisepError
-from bisep.files import write_json_atomic
+from bisep.files import sha256_file, write_json_atomic
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 REGISTRY = ASSETS / "registry.json"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _registry() -> dict:

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from bisep.data.phrases import parse_caption
 from bisep.data.prepare import (Job, Plan, find_source, index_audio, phrase_key, read_csv_rows, require_folder,
-                                sha256_file, start_text, youtube_stems)
+                                start_text, youtube_stems)
 from bisep.errors import BisepError
+from bisep.files import sha256_file
 
 CSV_FILES = {"train": "train.csv", "valid": "val.csv", "test": "test.csv"}
 COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")

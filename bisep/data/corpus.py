@@ -14,7 +14,6 @@ plus composition lists of 2, 3 and 4 clips of different classes).
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import re
@@ -34,6 +33,7 @@ from bisep.data.captions import CaptionSource, compose_caption
 from bisep.data.format import ANNOTATIONS_FORMAT, write_dataset
 from bisep.data.sources import RenderResources, SoundClass, renderers
 from bisep.errors import BisepError, SourceUnavailable
+from bisep.files import sha256_file
 
 SINGLE_SOURCE_SPLITS = ("train_sup", "valid", "test")
 
@@ -333,7 +333,7 @@ def _build_into(folder: Path, options: CorpusOptions, resources: RenderResources
              "phrasings": list(c.sound.phrasings), "held_out_phrasings": list(c.sound.held_out_phrasings)}
             for c in classes
         ],
-        "soundfonts": {name: _file_digest(path) for name, path in sorted(resources.soundfonts.items())},
+        "soundfonts": {name: sha256_file(path) for name, path in sorted(resources.soundfonts.items())},
         "skipped_families": skipped,
         "stats": _statistics(plans, levels),
     }
@@ -402,11 +402,3 @@ def _statistics(plans: dict[str, list[dict]], levels: dict[str, dict]) -> dict[s
             "rms_db_range": [round(min(rms), 2), round(max(rms), 2)],
         }
     return stats
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -21,9 +21,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from bisep.data.prepare import (Job, Plan, class_prompt, index_audio, require_folder, sha256_file,
-                                stable_fraction)
+from bisep.data.prepare import Job, Plan, class_prompt, index_audio, require_folder, stable_fraction
 from bisep.errors import BisepError
+from bisep.files import sha256_file
 
 INSTRUMENTS = ("accordion", "acoustic guitar", "cello", "clarinet", "erhu", "flute", "saxophone", "trumpet",
                "tuba", "violin", "xylophone")

@@ -123,14 +123,6 @@ def stable_fraction(seed: int, name: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def start_text(start: float) -> str:
     """A start time as in VGGSound file names: whole seconds zero-padded to 6 digits, else with 3 decimals."""
     return f"{int(start):06d}" if float(start).is_integer() else f"{start:010.3f}"

@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bisep.data.prepare import (Job, Plan, class_prompt, find_source, index_audio, read_csv_rows, require_folder,
-                                sha256_file, stable_fraction, start_text, youtube_stems)
+                                stable_fraction, start_text, youtube_stems)
 from bisep.errors import BisepError
+from bisep.files import sha256_file
 
 CLIP_SECONDS = 10.0
 OFFICIAL_SPLITS = ("train", "test")
