@@ -57,7 +57,8 @@ def main() -> None:
     print("| --- | --- | --- | --- |")
     print(f"| --jobs {args.jobs} | {parallel_seconds:.1f} | {clips / parallel_seconds:.0f} | {parallel_rss:.0f} |")
     print(f"| --jobs 1 (baseline) | {serial_seconds:.1f} | {clips / serial_seconds:.0f} | |")
-    print(f"\n{clips} clips ({', '.join(f'{k} {v['clips']}' for k, v in stats.items())}); "
+    per_split = ", ".join(f"{name} {split['clips']}" for name, split in stats.items())
+    print(f"\n{clips} clips ({per_split}); "
           f"speed-up {serial_seconds / parallel_seconds:.2f}x; byte-identical outputs for both job counts: {same}.")
 
 
