@@ -23,16 +23,17 @@ def _encode(grounding: GroundingModel, prompts: list[str], device: torch.device)
     return grounding.encode_text(prompts).to(device)
 
 
-def _separate(model, mixture: torch.Tensor, text: TextFeatures, autocast: bool) -> dict[str, torch.Tensor]:
-    """Run the model's forward (through the DDP wrapper when there is one, so gradients synchronise)."""
-    with torch.autocast(mixture.device.type, enabled=autocast and mixture.device.type == "cuda"):
-        return model(mixture, text)
+def _per_slot(tensor: torch.Tensor) -> torch.Tensor:
+    """``(B, N, P, ...)`` -> ``(N, B * P, ...)``: the contrastive loss compares phrases within a clip slot."""
+    batch_size, clip_count, phrase_count = tensor.shape[:3]
+    return tensor.transpose(0, 1).reshape(clip_count, batch_size * phrase_count, *tensor.shape[3:])
 
 
-def weak_terms(model, grounding: GroundingModel, batch: dict, config: LossConfig, mode: str,
-               autocast: bool = False) -> dict[str, torch.Tensor]:
+def weak_terms(model, grounding: GroundingModel, batch: dict, config: LossConfig, mode: str
+               ) -> dict[str, torch.Tensor]:
     """Loss terms for a mixture-of-mixtures batch: ``mix_and_separate`` always; ``consistency`` and
-    ``contrastive`` in weak mode."""
+    ``contrastive`` in weak mode. ``model`` may be the DDP wrapper: its forward is what gets called, so
+    gradients synchronise."""
     device = next(model.parameters()).device
     mixture, clips = batch["mixture"].to(device), batch["clips"].to(device)
     batch_size, clip_count, samples = clips.shape
@@ -46,7 +47,7 @@ def weak_terms(model, grounding: GroundingModel, batch: dict, config: LossConfig
     per_mixture = clip_count * (1 + phrase_count)
     text = _encode(grounding, prompts, device)
     separator = getattr(model, "module", model)
-    output = _separate(model, mixture, text, autocast)
+    output = model(mixture, text)
     estimates, magnitude = output["magnitudes"].float(), output["spectrogram"].abs()
     clip_magnitudes = separator.stft(clips).abs()
     terms = {"mix_and_separate": mix_and_separate_loss(estimates[:, :clip_count], clip_magnitudes, magnitude)}
@@ -64,27 +65,26 @@ def weak_terms(model, grounding: GroundingModel, batch: dict, config: LossConfig
     audio = audio.view(batch_size, clip_count, phrase_count, dimension)
     text_embedding = text.embedding.view(batch_size, per_mixture, dimension)[:, clip_count:]
     text_embedding = text_embedding.reshape(batch_size, clip_count, phrase_count, dimension)
-    per_slot = lambda tensor: tensor.transpose(0, 1).reshape(clip_count, batch_size * phrase_count, -1)
-    valid = (repeat_weights > 0).transpose(0, 1).reshape(clip_count, -1)
+    valid = _per_slot(repeat_weights > 0)
     names = [[phrases[n][p] for phrases in batch["phrases"] for p in range(phrase_count)]
              for n in range(clip_count)]
     same_text = torch.tensor([[[a == b for b in slot] for a in slot] for slot in names], device=device)
-    slot_text = per_slot(text_embedding)
+    slot_text = _per_slot(text_embedding)
     same_text |= (slot_text @ slot_text.transpose(1, 2)) >= config.duplicate_text_similarity
     terms["contrastive"] = bimodal_contrastive_loss(
-        per_slot(audio), slot_text, grounding.logit_scale.to(device), valid=valid,
+        _per_slot(audio), slot_text, grounding.logit_scale.to(device), valid=valid,
         same_text=same_text, symmetric=config.symmetric_contrastive)
     return terms
 
 
-def supervised_terms(model, grounding: GroundingModel, batch: dict, autocast: bool = False):
+def supervised_terms(model, grounding: GroundingModel, batch: dict) -> dict[str, torch.Tensor]:
     """Single-source mixtures: each source's prompt must recover that source (its share of the mixture)."""
     separator = getattr(model, "module", model)
     device = next(separator.parameters()).device
     mixture, sources = batch["mixture"].to(device), batch["sources"].to(device)
     prompts = [prompt for item in batch["prompts"] for prompt in item]
     text = _encode(grounding, prompts, device)
-    output = _separate(model, mixture, text, autocast)
+    output = model(mixture, text)
     estimates, magnitude = output["magnitudes"].float(), output["spectrogram"].abs()
     return {"supervised": supervised_reconstruction_loss(estimates, separator.stft(sources).abs(), magnitude)}
 
