@@ -30,9 +30,8 @@ EXPECTED_FILES = (
     "tokenizer.json (or vocab.json + merges.txt)"
 )
 WHERE_TO_GET = (
-    "on a machine with internet, save ClapModel.from_pretrained('laion/clap-htsat-unfused') and "
-    "ClapProcessor.from_pretrained('laion/clap-htsat-unfused') into one folder with save_pretrained, then pass "
-    "that folder"
+    "on a machine with internet, load the Hugging Face model laion/clap-htsat-unfused with ClapModel and "
+    "ClapProcessor, save both into one folder with save_pretrained, then pass that folder"
 )
 # LAION-CLAP was trained on prompts tokenized to at most 77 tokens; longer ones are cut the same way.
 MAX_TEXT_TOKENS = 77
