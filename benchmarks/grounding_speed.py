@@ -10,23 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import time
 
 import torch
 
+from timing import median_seconds
+
 from bisep.grounding import load_grounding
-
-
-def timed(function, repeats: int = 10) -> float:
-    for _ in range(2):
-        function()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -54,7 +44,7 @@ def main() -> None:
         model._text_cache.clear()
         model.encode_text(prompts)
 
-    forward, backward, text_seconds = timed(no_gradient), timed(with_gradient), timed(text)
+    forward, backward, text_seconds = (median_seconds(task, warmups=2) for task in (no_gradient, with_gradient, text))
     print(f"## Grounding model speed, {args.grounding} ({time.strftime('%Y-%m-%d')})\n")
     print(f"Command: `.venv/bin/python benchmarks/grounding_speed.py --grounding {args.grounding} "
           f"--threads {args.threads}`  ")

@@ -14,25 +14,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import time
 
 import torch
+
+from timing import median_seconds
 
 from bisep.config import load_config
 from bisep.grounding.base import TextFeatures
 from bisep.separator.model import TextQueriedSeparator
 from bisep.train.config import TrainConfig
-
-
-def timed(function, repeats: int) -> float:
-    function()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def sharing(config: TrainConfig, prompts: int, seconds: float, repeats: int) -> tuple[float, float, float]:
@@ -52,7 +43,7 @@ def sharing(config: TrainConfig, prompts: int, seconds: float, repeats: int) -> 
                                                       text.mask[i:i + 1]))["waveforms"] for i in range(prompts)], 1)
 
     difference = float((shared() - naive()).abs().max())
-    return timed(shared, repeats), timed(naive, repeats), difference
+    return median_seconds(shared, repeats), median_seconds(naive, repeats), difference
 
 
 def step_times(config: TrainConfig, corpus: str, steps: int) -> dict[str, float]:

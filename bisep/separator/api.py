@@ -21,6 +21,7 @@ from bisep.config import from_dict
 from bisep.errors import BisepError
 from bisep.grounding import GroundingModel, load_grounding
 from bisep.grounding.base import check_prompts
+from bisep.separator.folder import read_model_folder
 from bisep.separator.model import SeparatorConfig, TextQueriedSeparator
 
 DEFAULT_SEGMENT_SECONDS = 10.0
@@ -54,8 +55,6 @@ class Separator:
         """Load a shipped model by name (``builtin``; ``unittest`` is a tiny random model for tests) or a model
         folder (``config.json`` + ``model.safetensors``, as ``bisep train`` writes). ``grounding`` overrides
         the grounding model recorded in the folder."""
-        from bisep.train.checkpoint import read_model_folder
-
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         text = str(name_or_path)
         if text == "unittest":

@@ -1,80 +1,19 @@
-"""Checkpoints: a model folder (config JSON + safetensors, no pickle) and the resumable training state.
-
-A model folder holds ``config.json`` (class, constructor config, library versions, provenance such as the
-grounding model) and ``model.safetensors``: what ``Separator.from_pretrained`` loads. A training checkpoint
-adds ``state.pt`` (optimiser, scheduler, epoch, step, RNG states), plain tensors and numbers saved with
-``torch.save`` and read back with ``weights_only=True``. Folders are written beside their destination and
-renamed into place, so a crash mid-write leaves the previous checkpoint intact.
+"""Training checkpoints: a separator model folder (``bisep.separator.folder``) plus ``state.pt`` (optimiser,
+scheduler, epoch, step, RNG states), plain tensors and numbers saved with ``torch.save`` and read back with
+``weights_only=True``.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import shutil
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from bisep import __version__
 from bisep.errors import BisepError
-from bisep.files import write_json_atomic
+from bisep.separator.folder import read_model_folder, write_model_folder
 
-MODEL_KIND = "bisep-separator"
-
-
-def write_model_folder(folder: str | Path, model: torch.nn.Module, model_config: Any, provenance: dict,
-                       training_state: dict | None = None) -> Path:
-    """Write ``config.json``, ``model.safetensors`` (and ``state.pt``) into ``folder`` atomically."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    staging = folder.parent / f".{folder.name}.writing-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    save_file(state, str(staging / "model.safetensors"))
-    write_json_atomic(staging / "config.json", {
-        "kind": MODEL_KIND,
-        "class": type(model).__name__,
-        "config": asdict(model_config),
-        "versions": {"bisep": __version__, "torch": torch.__version__},
-        "provenance": provenance,
-    })
-    if training_state is not None:
-        torch.save(training_state, staging / "state.pt")
-    retired = folder.parent / f".{folder.name}.old-{os.getpid()}"
-    if folder.exists():
-        folder.rename(retired)
-    staging.rename(folder)
-    shutil.rmtree(retired, ignore_errors=True)
-    return folder
-
-
-def read_model_folder(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """``(config.json contents, tensors)``; a missing, corrupt or foreign folder is a one-line error."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    config_path, weights_path = folder / "config.json", folder / "model.safetensors"
-    if not config_path.is_file() or not weights_path.is_file():
-        raise BisepError(f"{folder}: not a bisep model folder (expected config.json and model.safetensors)")
-    try:
-        meta = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BisepError(f"{config_path}: not valid JSON") from None
-    if not isinstance(meta, dict) or meta.get("kind") != MODEL_KIND:
-        raise BisepError(f"{config_path}: not a bisep separator config")
-    try:
-        tensors = load_file(str(weights_path))
-    except (SafetensorError, OSError) as error:
-        raise BisepError(f"{weights_path}: corrupt weights ({error})") from None
-    return meta, tensors
+__all__ = ["read_model_folder", "write_model_folder", "read_training_state", "rng_states", "restore_rng_states"]
 
 
 def read_training_state(folder: str | Path) -> dict:
