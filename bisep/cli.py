@@ -173,7 +173,7 @@ def train(config_path, overrides, resume, device, max_steps) -> None:
 @app.group()
 def data() -> None:
     """Prepare AudioCaps, VGGSound and MUSIC, downloaded by you, in the bisep dataset format (resumable: run
-    again after an interruption or more downloads)."""
+    again after an interruption or more downloads); shard a dataset for streaming."""
 
 
 def _preparation_options(function):
@@ -278,6 +278,37 @@ def data_music(media_dir, video_list, instruments, clip_seconds, valid_fraction,
                       test_fraction=test_fraction, test_rounds=test_rounds, instruments=names,
                       video_list=video_list)
     _run_preparation(plan, out, jobs, list_missing, overwrite)
+
+
+@data.command("shard")
+@click.argument("dataset_folder", metavar="DATASET", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the shards and index.")
+@click.option("--split", default="train", show_default=True, help="Split to shard.")
+@click.option("--shard-size-mb", type=float, help="About this many MB per shard (default 256).")
+@click.option("--clips-per-shard", type=int, help="This many clips per shard (instead of a size).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the clip order.")
+@click.option("--keep-original", is_flag=True, help="Store every file's original bytes (no FLAC re-encoding).")
+@click.option("--overwrite", is_flag=True, help="Replace this split's shards instead of resuming them.")
+def data_shard(dataset_folder, out, split, shard_size_mb, clips_per_shard, seed, keep_original, overwrite) -> None:
+    """Write a split as WebDataset tar shards OUT/<split>-000000.tar ... and OUT/<split>-index.json, for training
+    that streams (data.shards=OUT). Resumable: run again after an interruption."""
+    import time
+
+    from bisep.data.shards import ShardOptions, write_shards
+
+    if shard_size_mb is not None and clips_per_shard is not None:
+        raise BisepError("give --shard-size-mb or --clips-per-shard, not both")
+    options = ShardOptions(split=split, seed=seed, shard_size_mb=shard_size_mb, clips_per_shard=clips_per_shard,
+                           keep_original=keep_original)
+    started = time.perf_counter()
+    index = write_shards(dataset_folder, out, options, overwrite=overwrite, progress=sys.stderr.isatty())
+    seconds = time.perf_counter() - started
+    size = sum(shard["bytes"] for shard in index["shards"]) / 1e6
+    print(f"wrote {len(index['shards'])} shards of split {split} ({index['clips']} clips, {size:.1f} MB) to {out} "
+          f"in {seconds:.1f} s")
+    if index["skipped"]:
+        why = next(iter(index["skipped"].values()))
+        warn(f"left out {len(index['skipped'])} unreadable clips (listed in the index; first: {why})")
 
 
 @app.command()

@@ -87,7 +87,39 @@ def collate_mixtures(items: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-class _ClipsDataset(torch.utils.data.Dataset):
+class FailureCounting:
+    """Counts the unreadable audio files a dataset met: each new one is logged once (main process only) and
+    :class:`BisepError` is raised once they exceed ``max_failure_share`` of ``file_count``."""
+
+    def _start_counting_failures(self, scope: str, what: str, file_count: int, max_failure_share: float) -> None:
+        if not 0.0 <= max_failure_share < 1.0:
+            raise ValueError(f"max_failure_share must be in [0, 1), got {max_failure_share}")
+        self.failures: dict[str, str] = {}
+        self.max_failure_share = max_failure_share
+        self._failure_scope = scope
+        self._what = what
+        self._file_count = file_count
+
+    def record_skipped(self, skipped: Skipped) -> None:
+        """Count failures met elsewhere (a batch's ``skipped``, from DataLoader workers); log each new file once
+        and raise :class:`BisepError` past ``max_failure_share``."""
+        for path, message in skipped:
+            self._record_failure(path, message)
+
+    def _record_failure(self, path: str, message: str) -> None:
+        if path not in self.failures:
+            self.failures[path] = message
+            if torch.utils.data.get_worker_info() is None:
+                logger.warning("skipping unreadable audio: %s", message)
+        if len(self.failures) > self.max_failure_share * self._file_count:
+            first = next(iter(self.failures.values()))
+            raise BisepError(
+                f"{self._failure_scope}: {len(self.failures)} of {self._file_count} audio files of {self._what} "
+                f"are unreadable (more than {self.max_failure_share:.0%}); first: {first}"
+            )
+
+
+class _ClipsDataset(FailureCounting, torch.utils.data.Dataset):
     """Reads clips of one dataset folder at one rate, mono, counting the files that fail."""
 
     def __init__(self, folder: Dataset, ids: list[str], what: str, sample_rate: int,
@@ -96,22 +128,12 @@ class _ClipsDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{folder.root}: {what} has no clips")
         if segment_samples is not None and segment_samples <= 0:
             raise ValueError(f"segment_samples must be positive or None, got {segment_samples}")
-        if not 0.0 <= max_failure_share < 1.0:
-            raise ValueError(f"max_failure_share must be in [0, 1), got {max_failure_share}")
+        self._start_counting_failures(str(folder.root), what, len({str(folder.audio_path(i)) for i in ids}),
+                                      max_failure_share)
         self.folder = folder
         self.ids = ids
         self.sample_rate = sample_rate
         self.segment_samples = segment_samples
-        self.max_failure_share = max_failure_share
-        self.failures: dict[str, str] = {}
-        self._what = what
-        self._file_count = len({str(folder.audio_path(clip_id)) for clip_id in ids})
-
-    def record_skipped(self, skipped: Skipped) -> None:
-        """Count failures met elsewhere (a batch's ``skipped``, from DataLoader workers); log each new file once
-        and raise :class:`BisepError` past ``max_failure_share``."""
-        for path, message in skipped:
-            self._record_failure(path, message)
 
     def _read(self, clip_id: str) -> torch.Tensor:
         """One clip as ``(samples,)`` float32 at ``sample_rate``."""
@@ -130,21 +152,11 @@ class _ClipsDataset(torch.utils.data.Dataset):
             self._record_failure(path, str(error))
             return None
 
-    def _record_failure(self, path: str, message: str) -> None:
-        if path not in self.failures:
-            self.failures[path] = message
-            if torch.utils.data.get_worker_info() is None:
-                logger.warning("skipping unreadable audio: %s", message)
-        if len(self.failures) > self.max_failure_share * self._file_count:
-            first = next(iter(self.failures.values()))
-            raise BisepError(
-                f"{self.folder.root}: {len(self.failures)} of {self._file_count} audio files of {self._what} "
-                f"are unreadable (more than {self.max_failure_share:.0%}); first: {first}"
-            )
-
 
 @dataclass
-class _Draw:
+class Draw:
+    """The clips of one training item: ``clips`` [N, T] as they sit in the mixture, ``gains`` [N] before 1/N."""
+
     rng: np.random.Generator
     clip_ids: list[str]
     clips: torch.Tensor
@@ -191,7 +203,7 @@ class _RandomMixtures(_ClipsDataset):
     def __len__(self) -> int:
         return self.length if self.length is not None else len(self.ids)
 
-    def _draw(self, index: int) -> _Draw:
+    def _draw(self, index: int) -> Draw:
         """Clip ``index`` of the split first, then random clips sharing no label with those already chosen."""
         if not 0 <= index < len(self):
             raise IndexError(f"item {index} of {len(self)}")
@@ -216,10 +228,16 @@ class _RandomMixtures(_ClipsDataset):
         if len(chosen) < self.count:
             raise BisepError(f"{self.folder.root}: split '{self.split}' has no {self.count} readable clips "
                              f"without a shared label for item {index}")
-        length = self.segment_samples or max(wave.shape[0] for wave in waves)
-        segments = torch.stack([_crop(wave, length, rng) for wave in waves])
-        gains = torch.from_numpy(rng.uniform(*self.gain_range, size=self.count)).float()
-        return _Draw(rng, [self.ids[p] for p in chosen], segments * (gains / self.count)[:, None], gains, skipped)
+        return make_draw(rng, [self.ids[p] for p in chosen], waves, self.segment_samples, self.gain_range, skipped)
+
+
+def make_draw(rng: np.random.Generator, clip_ids: list[str], waves: list[torch.Tensor], segment_samples: int | None,
+              gain_range: tuple[float, float], skipped: Skipped) -> Draw:
+    """Crop each ``(samples,)`` wave to a segment (None: the longest wave), draw gains, divide by N."""
+    length = segment_samples or max(wave.shape[0] for wave in waves)
+    segments = torch.stack([_crop(wave, length, rng) for wave in waves])
+    gains = torch.from_numpy(rng.uniform(*gain_range, size=len(waves))).float()
+    return Draw(rng, clip_ids, segments * (gains / len(waves))[:, None], gains, skipped)
 
 
 def _crop(wave: torch.Tensor, length: int, rng: np.random.Generator) -> torch.Tensor:
@@ -253,19 +271,22 @@ class MixtureOfMixtures(_RandomMixtures):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         draw = self._draw(index)
-        records = [self.folder.clips[clip_id] for clip_id in draw.clip_ids]
-        prompts = [draw_phrases(record["phrases"], record["caption"], self.phrases_per_clip, draw.rng)
-                   for record in records]
-        return {
-            "mixture": draw.clips.sum(0),
-            "clips": draw.clips,
-            "gains": draw.gains,
-            "captions": [record["caption"] for record in records],
-            "phrases": [phrases for phrases, _ in prompts],
-            "repeat_weights": torch.tensor([weights for _, weights in prompts], dtype=torch.float32),
-            "clip_ids": draw.clip_ids,
-            "skipped": draw.skipped,
-        }
+        return mixture_of_mixtures_item(draw, [self.folder.clips[i] for i in draw.clip_ids], self.phrases_per_clip)
+
+
+def mixture_of_mixtures_item(draw: Draw, records: list[dict[str, Any]], phrases_per_clip: int) -> dict[str, Any]:
+    """The :class:`MixtureOfMixtures` item of a draw and its clips' annotation records."""
+    prompts = [draw_phrases(record["phrases"], record["caption"], phrases_per_clip, draw.rng) for record in records]
+    return {
+        "mixture": draw.clips.sum(0),
+        "clips": draw.clips,
+        "gains": draw.gains,
+        "captions": [record["caption"] for record in records],
+        "phrases": [phrases for phrases, _ in prompts],
+        "repeat_weights": torch.tensor([weights for _, weights in prompts], dtype=torch.float32),
+        "clip_ids": draw.clip_ids,
+        "skipped": draw.skipped,
+    }
 
 
 class SingleSourceMixtures(_RandomMixtures):
@@ -290,14 +311,19 @@ class SingleSourceMixtures(_RandomMixtures):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         draw = self._draw(index)
-        return {
-            "mixture": draw.clips.sum(0),
-            "sources": draw.clips,
-            "gains": draw.gains,
-            "prompts": [clip_prompt(self.folder.clips[clip_id]) for clip_id in draw.clip_ids],
-            "clip_ids": draw.clip_ids,
-            "skipped": draw.skipped,
-        }
+        return single_source_item(draw, [self.folder.clips[clip_id] for clip_id in draw.clip_ids])
+
+
+def single_source_item(draw: Draw, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The :class:`SingleSourceMixtures` item of a draw and its clips' annotation records."""
+    return {
+        "mixture": draw.clips.sum(0),
+        "sources": draw.clips,
+        "gains": draw.gains,
+        "prompts": [clip_prompt(record) for record in records],
+        "clip_ids": draw.clip_ids,
+        "skipped": draw.skipped,
+    }
 
 
 class CompositionMixtures(_ClipsDataset):

@@ -10,6 +10,9 @@ from bisep.separator.model import SeparatorConfig
 
 @dataclass(frozen=True)
 class DataConfig:
+    """``shards``: a folder of ``bisep data shard`` output; when set, training splits stream from its
+    ``<split>-*.tar`` shards through a buffer of ``shuffle_buffer`` clips, and only validation reads ``corpus``."""
+
     corpus: str = ""
     train_split: str = "train"
     supervised_split: str = "train_sup"
@@ -22,6 +25,8 @@ class DataConfig:
     validation_items: int | None = None
     workers: int = 0
     max_failure_share: float = 0.05
+    shards: str = ""
+    shuffle_buffer: int = 1000
 
 
 @dataclass(frozen=True)

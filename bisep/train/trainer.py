@@ -13,12 +13,14 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from bisep.errors import ConfigError
 from bisep.data.sampling import CompositionMixtures, MixtureOfMixtures, SingleSourceMixtures, collate_mixtures
+from bisep.data.streaming import StreamedMixtureOfMixtures, StreamedSingleSourceMixtures
 from bisep.files import write_json_atomic
 from bisep.grounding import load_grounding
 from bisep.separator.model import TextQueriedSeparator
@@ -88,15 +90,19 @@ class Trainer:
         segment = round(data.segment_seconds * config.model.sample_rate) if data.segment_seconds else None
         common = dict(segment_samples=segment, sample_rate=config.model.sample_rate, seed=config.seed,
                       max_failure_share=data.max_failure_share)
+        natural, single = partial(MixtureOfMixtures, data.corpus), partial(SingleSourceMixtures, data.corpus)
+        if data.shards:
+            streaming = dict(shuffle_buffer=data.shuffle_buffer, rank=self.dist.rank,
+                             world_size=self.dist.world_size)
+            natural = partial(StreamedMixtureOfMixtures, data.shards, **streaming)
+            single = partial(StreamedSingleSourceMixtures, data.shards, **streaming)
         self.datasets = {}
         if config.mode in ("unsupervised", "weak", "semi"):
-            self.datasets["natural"] = MixtureOfMixtures(
-                data.corpus, data.train_split, data.clips_per_mixture, data.phrases_per_clip,
-                length=data.items_per_epoch, **common)
+            self.datasets["natural"] = natural(data.train_split, data.clips_per_mixture, data.phrases_per_clip,
+                                               length=data.items_per_epoch, **common)
         if config.mode in ("supervised", "semi"):
-            self.datasets["single"] = SingleSourceMixtures(
-                data.corpus, data.supervised_split, data.sources_per_supervised_mixture,
-                length=data.items_per_epoch, **common)
+            self.datasets["single"] = single(data.supervised_split, data.sources_per_supervised_mixture,
+                                             length=data.items_per_epoch, **common)
         self.validation = CompositionMixtures(data.corpus, data.validation_compositions, segment_samples=segment,
                                               sample_rate=config.model.sample_rate)
         optim = config.optim
@@ -122,6 +128,10 @@ class Trainer:
         loaders = {}
         for name, dataset in self.datasets.items():
             dataset.set_epoch(self.epoch)
+            if isinstance(dataset, torch.utils.data.IterableDataset):
+                loaders[name] = dataset.loader(self.config.optim.batch_size, self.config.data.workers,
+                                               skip_batches=self.step_in_epoch * self.config.optim.accumulation)
+                continue
             self.samplers[name].set_epoch(self.epoch, self.step_in_epoch)
             loaders[name] = torch.utils.data.DataLoader(
                 dataset, batch_sampler=self.samplers[name], collate_fn=collate_mixtures,
@@ -183,10 +193,14 @@ class Trainer:
             norm.reset_running_stats()
             norm.momentum = None
         self.model.train()
-        name, dataset = next(iter(self.datasets.items()))
+        dataset = next(iter(self.datasets.values()))
         size = self.config.optim.batch_size
-        for index in range(min(batches, len(dataset) // size)):
-            batch = collate_mixtures([dataset[i] for i in range(index * size, (index + 1) * size)])
+        if isinstance(dataset, torch.utils.data.IterableDataset):
+            fixed = dataset.first_batches(size, min(batches, len(dataset) // size))
+        else:
+            fixed = (collate_mixtures([dataset[i] for i in range(index * size, (index + 1) * size)])
+                     for index in range(min(batches, len(dataset) // size)))
+        for batch in fixed:
             prompts = [p for item in batch.get("captions", batch.get("prompts")) for p in item]
             text = self.grounding.encode_text(prompts).to(self.dist.device)
             self.model(batch["mixture"].to(self.dist.device), text)
