@@ -89,7 +89,8 @@ class _StreamedMixtures(FailureCounting, torch.utils.data.IterableDataset):
 
     def loader(self, batch_size: int, workers: int, skip_batches: int = 0) -> torch.utils.data.DataLoader:
         """This rank's micro-batches of the epoch, from micro-batch ``skip_batches`` on (an exact resume: the
-        skipped part of the stream is read again and dropped). Worker ``w`` makes micro-batches w, w + W, ..."""
+        skipped part of the stream is read again and dropped). Of W workers, worker ``w`` makes micro-batches
+        w, w + W, ... of the epoch."""
         slots = self.world_size * max(workers, 1)
         if len(self.index.shards) < slots:
             raise BisepError(f"{self.index.folder}: {len(self.index.shards)} shards of '{self.split}' cannot feed "
@@ -108,8 +109,11 @@ class _StreamedMixtures(FailureCounting, torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker = torch.utils.data.get_worker_info()
         workers, worker_id = (worker.num_workers, worker.id) if worker is not None else (1, 0)
-        skipped_batches = max(0, -(-(self.skip_batches - worker_id) // workers))
-        items = self._items(self.rank * workers + worker_id, self.world_size * workers)
+        # The DataLoader takes batch b from worker b % workers; after skipping, batch b is the stream's batch
+        # skip_batches + b, so this worker plays the part of the one that made those.
+        part = (worker_id + self.skip_batches) % workers
+        skipped_batches = max(0, -(-(self.skip_batches - part) // workers))
+        items = self._items(self.rank * workers + part, self.world_size * workers)
         return itertools.islice(items, skipped_batches * self.batch_size, None)
 
     def shards_of_slot(self, slot: int, slots: int) -> list[dict[str, Any]]:
@@ -128,13 +132,19 @@ class _StreamedMixtures(FailureCounting, torch.utils.data.IterableDataset):
         rng = np.random.default_rng([self.seed, self.epoch, slot, 1])  # [..., 0]: the items' draws
         for _ in itertools.count() if rounds is None else range(rounds):
             for position in rng.permutation(len(shards)):
-                failures: Skipped = []
                 path = self.index.folder / shards[position]["name"]
+                failures: Skipped = []
+                seen = 0  # samples read or reported one by one
                 for sample in read_shard(path, lambda where, message: failures.append((where, message))):
+                    seen += 1 + sum(where != str(path) for where, _ in failures)
                     if failures:
                         yield failures
                         failures = []
                     yield sample
+                seen += sum(where != str(path) for where, _ in failures)
+                if seen < shards[position]["clips"]:
+                    failures.append((str(path), f"{path}: ends after {seen} of its {shards[position]['clips']} "
+                                                f"clips (corrupt tar data)"))
                 if failures:
                     yield failures
 

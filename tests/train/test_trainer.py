@@ -113,3 +113,38 @@ def test_config_errors_exit_2(tiny_corpus, grounding_folder, tmp_path, capsys):
     assert "embedding_dim=64" in capsys.readouterr().err
     assert run(["train", str(mismatch), "--resume"]) == 2
     assert "not a bisep model folder" in capsys.readouterr().err
+
+
+def test_training_streams_from_shards(tiny_corpus, grounding_folder, tmp_path):
+    from bisep.data.shards import ShardOptions, write_shards
+
+    write_shards(tiny_corpus, tmp_path / "shards", ShardOptions(clips_per_shard=8))
+    path = write_config(tmp_path / "c.yaml", tiny_corpus, grounding_folder, tmp_path / "run", mode="unsupervised",
+                        data__shuffle_buffer=16)
+    assert run(["train", str(path), f"data.shards={tmp_path / 'shards'}", "data.workers=2", "--max-steps", "2"]) == 0
+    steps = [r for r in history(tmp_path / "run") if "loss" in r]
+    assert [r["step"] for r in steps] == [1, 2] and all(torch.isfinite(torch.tensor(r["loss"])) for r in steps)
+
+
+def test_streamed_training_resumes_exactly(tiny_corpus, grounding_folder, tmp_path):
+    from bisep.data.shards import ShardOptions, write_shards
+    from bisep.data.streaming import StreamedMixtureOfMixtures
+
+    write_shards(tiny_corpus, tmp_path / "shards", ShardOptions(clips_per_shard=8))
+    common = dict(checkpoint_every_steps=2, epochs=2, optim__accumulation=2, data__shuffle_buffer=16,
+                  data__shards=str(tmp_path / "shards"), data__items_per_epoch=12)
+    full = load_config(TrainConfig, write_config(tmp_path / "a.yaml", tiny_corpus, grounding_folder,
+                                                 tmp_path / "full", **common))
+    trainer = Trainer(full, log=lambda *_: None)
+    assert isinstance(trainer.datasets["natural"], StreamedMixtureOfMixtures) and trainer.steps_per_epoch == 3
+    trainer.run()
+    killed = load_config(TrainConfig, write_config(tmp_path / "b.yaml", tiny_corpus, grounding_folder,
+                                                   tmp_path / "killed", **common))
+    Trainer(killed, log=lambda *_: None).run(max_steps=3)  # the last save is step 2: resumes mid-epoch
+    (tmp_path / "killed" / "history.jsonl").unlink()
+    Trainer(killed, resume=True, log=lambda *_: None).run()
+    expected = {r["step"]: r["loss"] for r in history(tmp_path / "full") if "loss" in r}
+    resumed = {r["step"]: r["loss"] for r in history(tmp_path / "killed") if "loss" in r}
+    assert sorted(resumed) == [3, 4, 5, 6]
+    for step, loss in resumed.items():
+        assert loss == pytest.approx(expected[step], abs=1e-6)
