@@ -81,6 +81,22 @@ def load_audio(
     before decoding, so a huge file is refused without reading it.
     """
     name = describe(source)
+    probe_audio(source, max_seconds)
+    try:
+        data, rate = soundfile.read(source, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
+        raise CorruptAudio(f"{name}: corrupt audio data ({_first_line(error)})") from None
+    if data.shape[0] == 0:
+        raise EmptyAudio(f"{name}: no audio samples")
+    return prepare_waveform(data.T, rate, sample_rate, channels, name=name, reject_silent=reject_silent), (
+        sample_rate or rate
+    )
+
+
+def probe_audio(source: AudioSource, max_seconds: float | None = DEFAULT_MAX_SECONDS):
+    """Check a file from its header alone (present, readable, plausible rate, not empty, not too long) and
+    return its ``soundfile`` info (``samplerate``, ``channels``, ``frames``) without decoding the samples."""
+    name = describe(source)
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
@@ -108,15 +124,7 @@ def load_audio(
         raise AudioTooLong(
             f"{name}: {info.frames / info.samplerate:.1f} s is longer than the limit of {max_seconds:.0f} s"
         )
-    try:
-        data, rate = soundfile.read(source, dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
-        raise CorruptAudio(f"{name}: corrupt audio data ({_first_line(error)})") from None
-    if data.shape[0] == 0:
-        raise EmptyAudio(f"{name}: no audio samples")
-    return prepare_waveform(data.T, rate, sample_rate, channels, name=name, reject_silent=reject_silent), (
-        sample_rate or rate
-    )
+    return info
 
 
 def prepare_waveform(

@@ -394,6 +394,26 @@ def warn(message: str) -> None:
     print(f"bisep: warning: {message}", file=sys.stderr)
 
 
+@app.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (loopback: only this machine can connect).")
+@click.option("--port", type=int, default=7860, show_default=True)
+@click.option("--model", default="builtin", show_default=True, help="Shipped model name or model folder.")
+@click.option("--device", help="cpu, cuda, cuda:1 (default: cuda when available).")
+@click.option("--max-upload-mb", type=float, default=50.0, show_default=True, help="Refuse larger uploads.")
+@click.option("--max-seconds", type=float, default=600.0, show_default=True, help="Refuse longer audio.")
+@click.option("--queue-size", type=int, default=8, show_default=True,
+              help="Separations that may wait; past that the server answers busy.")
+@click.option("--keep-minutes", type=float, default=60.0, show_default=True,
+              help="Delete a separation's files this long after it finished.")
+def serve_command(host, port, model, device, max_upload_mb, max_seconds, queue_size, keep_minutes) -> None:
+    """A web page (and JSON API) to separate uploaded audio by text prompts, on this machine."""
+    from bisep.serve.app import Settings, serve
+
+    serve(Settings(model=model, device=device, max_upload_mb=max_upload_mb, max_seconds=max_seconds,
+                   queue_size=queue_size, keep_minutes=keep_minutes), host=host, port=port)
+
+
 @app.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--require-sound", is_flag=True, help="Treat an all-silent file as an error.")

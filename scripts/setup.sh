@@ -13,8 +13,9 @@ fi
 
 # Debian packages, optional: the FluidR3 General MIDI soundfont gives the corpus a second rendering of every
 # instrument (without it, the soundfont inside pretty_midi renders alone); ffmpeg extracts audio from videos
-# for `bisep data music` and reads m4a/mp4/webm downloads.
-debian_packages=(fluid-soundfont-gm ffmpeg)
+# for `bisep data music` and reads m4a/mp4/webm downloads; chromium and chromium-driver run the browser test of
+# `bisep serve` (skipped without them).
+debian_packages=(fluid-soundfont-gm ffmpeg chromium chromium-driver)
 missing=()
 if command -v dpkg >/dev/null 2>&1; then
   for package in "${debian_packages[@]}"; do

@@ -120,10 +120,10 @@ class Planner:
                 list(rng.choice(len(self.classes), size=int(rng.choice(counts, p=weights)), replace=False))
                 for _ in range(total)
             ]
-        return [self._plan_clip(f"{split}-{number:06d}", split, class_set, rng)
+        return [self.plan_clip(f"{split}-{number:06d}", split, class_set, rng)
                 for number, class_set in enumerate(class_sets)]
 
-    def _plan_clip(self, clip_id: str, split: str, class_set: list[int], rng: np.random.Generator) -> dict:
+    def plan_clip(self, clip_id: str, split: str, class_set: list[int], rng: np.random.Generator) -> dict:
         seconds = self.options.clip_seconds
         sources = []
         for class_index in class_set:
@@ -187,12 +187,29 @@ def _init_worker(resources: RenderResources) -> None:
 def render_clip(job: tuple[dict, int, str, bool]) -> dict[str, Any]:
     """Render one planned clip, write its mixture (and stems), return its levels for the statistics."""
     plan, sample_rate, folder, with_stems = job
+    mixture, stems = mix_clip(plan, sample_rate, _WORKER_RESOURCES)
+    root = Path(folder)
+    save_audio(root / "audio" / plan["split"] / f"{plan['id']}.wav", mixture.astype(np.float32), sample_rate)
+    if with_stems and len(plan["sources"]) > 1:
+        for index, source in enumerate(plan["sources"]):
+            save_audio(root / stem_path(plan, index, source), stems[index].astype(np.float32), sample_rate,
+                       subtype="FLOAT")
+    rms = float(np.sqrt(np.mean(mixture**2)))
+    return {"id": plan["id"], "peak": float(np.abs(mixture).max()), "rms_db": 20 * np.log10(max(rms, 1e-12))}
+
+
+def mix_clip(plan: dict, sample_rate: int, resources: RenderResources) -> tuple[np.ndarray, np.ndarray]:
+    """Render a planned clip: ``(mixture (samples,), stems (sources, samples))`` float64 at the plan's peak.
+
+    Each stem carries its source's level, timing and room; the mixture is their sum plus the plan's
+    background noise (which belongs to no stem).
+    """
     modules = renderers()
     length = round(plan["clip_seconds"] * sample_rate)
     rng = np.random.default_rng(plan["seed"])
     stems = np.zeros((len(plan["sources"]), length), np.float64)
     for index, source in enumerate(plan["sources"]):
-        audio = modules[source["renderer"]].render(source["recipe"], sample_rate, _WORKER_RESOURCES)
+        audio = modules[source["renderer"]].render(source["recipe"], sample_rate, resources)
         audio = np.asarray(audio, np.float64)
         active = audio[np.abs(audio) > 1e-4]
         rms = np.sqrt(np.mean(active**2)) if active.size else 1.0
@@ -207,15 +224,7 @@ def render_clip(job: tuple[dict, int, str, bool]) -> dict[str, Any]:
     if plan["noise_db"] is not None:
         mixture = mixture + _background_noise(length, rng) * np.sqrt(np.mean(mixture**2)) * 10 ** (plan["noise_db"] / 20)
     scale = plan["peak"] / max(np.abs(mixture).max(), 1e-9)
-    mixture, stems = mixture * scale, stems * scale
-    root = Path(folder)
-    save_audio(root / "audio" / plan["split"] / f"{plan['id']}.wav", mixture.astype(np.float32), sample_rate)
-    if with_stems and len(plan["sources"]) > 1:
-        for index, source in enumerate(plan["sources"]):
-            save_audio(root / stem_path(plan, index, source), stems[index].astype(np.float32), sample_rate,
-                       subtype="FLOAT")
-    rms = float(np.sqrt(np.mean(mixture**2)))
-    return {"id": plan["id"], "peak": float(np.abs(mixture).max()), "rms_db": 20 * np.log10(max(rms, 1e-12))}
+    return mixture * scale, stems * scale
 
 
 def stem_path(plan: dict, index: int, source: dict) -> str:

@@ -8,10 +8,11 @@ the prompts selected ("remove this sound"). Long inputs run in overlapping segme
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -80,9 +81,11 @@ class Separator:
     def separate(self, audio: AudioSource | np.ndarray | torch.Tensor, prompts: Sequence[str],
                  sample_rate: int | None = None, residual: bool = False,
                  segment_seconds: float = DEFAULT_SEGMENT_SECONDS, overlap: float = DEFAULT_OVERLAP,
-                 max_seconds: float | None = None) -> Separation:
+                 max_seconds: float | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> Separation:
         """Separate ``audio`` (a path, file object, or array ``(samples,)`` / ``(channels, samples)`` with its
-        ``sample_rate``) into one waveform per prompt, returned at the input's rate and channel count."""
+        ``sample_rate``) into one waveform per prompt, returned at the input's rate and channel count.
+        ``progress(done, total)`` is called after each segment the network has run (for progress bars)."""
         prompts = check_prompts(prompts)
         if not 0.0 <= overlap < 1.0:
             raise BisepError(f"overlap must be in [0, 1), got {overlap}")
@@ -100,7 +103,10 @@ class Separator:
             warnings.warn("the input is silent; the outputs are silent too", stacklevel=2)
         model_input = resample_numpy(array, rate, self.sample_rate) if rate != self.sample_rate else array
         text = self.grounding.encode_text(prompts).to(self.device)
-        estimates = np.stack([self._separate_channel(channel, text, segment_seconds, overlap)
+        segments = len(model_input) * len(self._segment_starts(model_input.shape[-1], segment_seconds, overlap))
+        done = itertools.count(1)
+        advance = (lambda: progress(next(done), segments)) if progress else (lambda: None)
+        estimates = np.stack([self._separate_channel(channel, text, segment_seconds, overlap, advance)
                               for channel in model_input], axis=1)
         if rate != self.sample_rate:
             estimates = np.stack([resample_numpy(e, self.sample_rate, rate) for e in estimates])
@@ -111,13 +117,27 @@ class Separator:
             sample_rate=rate, silent_input=silent,
         )
 
-    def _separate_channel(self, channel: np.ndarray, text, segment_seconds: float, overlap: float) -> np.ndarray:
+    def _segment_length(self, segment_seconds: float) -> int:
+        return max(round(segment_seconds * self.sample_rate), self.model.config.n_fft)
+
+    def _segment_starts(self, total: int, segment_seconds: float, overlap: float) -> list[int]:
+        """Where the segments of a ``total``-sample channel start (one segment when it fits)."""
+        segment = self._segment_length(segment_seconds)
+        if total <= segment:
+            return [0]
+        hop = max(1, round(segment * (1 - overlap)))
+        return list(range(0, total - segment, hop)) + [total - segment]
+
+    def _separate_channel(self, channel: np.ndarray, text, segment_seconds: float, overlap: float,
+                          advance: Callable[[], None]) -> np.ndarray:
         """``(samples,)`` -> ``(prompts, samples)`` by cross-faded overlapping segments."""
         total = channel.shape[0]
-        segment = max(round(segment_seconds * self.sample_rate), self.model.config.n_fft)
+        segment = self._segment_length(segment_seconds)
         prompts = text.embedding.shape[0]
         if total <= segment:
-            return self._run(channel, text)[:, :total]
+            output = self._run(channel, text)[:, :total]
+            advance()
+            return output
         hop = max(1, round(segment * (1 - overlap)))
         fade = segment - hop
         window = np.ones(segment, np.float32)
@@ -126,11 +146,11 @@ class Separator:
             window[:fade], window[-fade:] = ramp, ramp[::-1]
         output = np.zeros((prompts, total), np.float32)
         weights = np.zeros(total, np.float32)
-        starts = list(range(0, total - segment, hop)) + [total - segment]
-        for start in starts:
+        for start in self._segment_starts(total, segment_seconds, overlap):
             piece = self._run(channel[start:start + segment], text)
             output[:, start:start + segment] += piece * window
             weights[start:start + segment] += window
+            advance()
         return output / np.maximum(weights, 1e-8)
 
     def _run(self, piece: np.ndarray, text) -> np.ndarray:
