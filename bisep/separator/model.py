@@ -39,6 +39,7 @@ class SeparatorConfig:
     embedding_dim: int = 512
     mask: Literal["ratio", "binary"] = "ratio"
     attend_padding: bool = False
+    decoder_film: bool = False
 
 
 class MaskSynthesizer(nn.Module):
@@ -64,7 +65,7 @@ class TextQueriedSeparator(nn.Module):
             num_downs=config.num_downs, base_channels=config.base_channels, out_channels=config.out_channels,
             conditioning=config.conditioning, conditioned_levels=config.conditioned_levels,
             condition_blocks=config.condition_blocks, res_layers=config.res_layers, heads=config.heads,
-            token_dim=config.token_dim,
+            token_dim=config.token_dim, decoder_film=config.decoder_film,
         )
         self.text_projection = nn.Linear(config.embedding_dim, config.out_channels)
         nn.init.normal_(self.text_projection.weight, 0.0, 1e-4)

@@ -5,6 +5,9 @@ released weights; the forward pass walks them as a list. Level ``i`` (0 = outerm
 ``base_channels * min(2**i, 8)``. Down: stride-2 4x4 conv, BatchNorm, LeakyReLU(0.2), residual block, and in
 the last ``conditioned_levels`` levels the text-conditioning blocks. Up: bilinear x2, residual block, 3x3 conv,
 BatchNorm, ReLU (the outermost level ends at its conv), then concatenation with the level's input (skip).
+With ``decoder_film`` (not in the method; the CPU presets' addition) every inner level's up output is also
+scaled and shifted per channel by the prompt's mean-pooled tokens (FiLM), so the prompt reaches the decoder at
+every resolution rather than only through the bottleneck.
 
 Everything above the first conditioned level depends only on the mixture, so :meth:`ConditionalUNet.forward`
 runs it once per mixture and repeats its outputs for that mixture's prompts.
@@ -41,7 +44,7 @@ class ResidualBlock(nn.Module):
 class UNetLevel(nn.Module):
     def __init__(self, in_channels: int, inner_channels: int, out_channels: int, up_channels: int,
                  outermost: bool, res_layers: int, conditioning: str | None, condition_blocks: int,
-                 token_dim: int, heads: int):
+                 token_dim: int, heads: int, decoder_film: bool = False):
         super().__init__()
         self.outermost = outermost
         self.downconv = nn.Conv2d(in_channels, inner_channels, 4, stride=2, padding=1, bias=False)
@@ -55,6 +58,11 @@ class UNetLevel(nn.Module):
         self.upconv = nn.Conv2d(up_channels, out_channels, 3, padding=1, bias=outermost)
         if not outermost:
             self.upnorm = nn.BatchNorm2d(out_channels)
+        self.film = None
+        if decoder_film and not outermost:
+            self.film = nn.Linear(token_dim, 2 * out_channels)
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
         self.submodule: UNetLevel | None = None
 
     def down(self, features: torch.Tensor, tokens=None, mask=None) -> torch.Tensor:
@@ -65,12 +73,16 @@ class UNetLevel(nn.Module):
                 features = block(features, tokens, mask)
         return features
 
-    def up(self, features: torch.Tensor) -> torch.Tensor:
+    def up(self, features: torch.Tensor, pooled_text: torch.Tensor | None = None) -> torch.Tensor:
         features = nn.functional.interpolate(features, scale_factor=2, mode="bilinear", align_corners=True)
         features = self.upconv(self.upresblock(features))
         if self.outermost:
             return features
-        return nn.functional.relu(self.upnorm(features))
+        features = nn.functional.relu(self.upnorm(features))
+        if self.film is not None:
+            scale, shift = self.film(pooled_text)[:, :, None, None].chunk(2, dim=1)
+            features = features * (1 + scale) + shift
+        return features
 
 
 class ConditionalUNet(nn.Module):
@@ -81,7 +93,8 @@ class ConditionalUNet(nn.Module):
 
     def __init__(self, num_downs: int = 7, base_channels: int = 64, out_channels: int = 32,
                  conditioning: str = "sca", conditioned_levels: int | None = None, condition_blocks: int = 1,
-                 res_layers: int = 1, heads: int = 8, token_dim: int = 768, in_channels: int = 1):
+                 res_layers: int = 1, heads: int = 8, token_dim: int = 768, in_channels: int = 1,
+                 decoder_film: bool = False):
         super().__init__()
         if conditioning not in CONDITIONING_BLOCKS:
             raise ValueError(f"unknown conditioning '{conditioning}' (known: {', '.join(CONDITIONING_BLOCKS)})")
@@ -89,7 +102,8 @@ class ConditionalUNet(nn.Module):
         if not 1 <= conditioned_levels <= num_downs - 1:
             raise ValueError(f"conditioned_levels must be 1..{num_downs - 1}, got {conditioned_levels}")
         self.num_downs = num_downs
-        self.first_conditioned = num_downs - conditioned_levels
+        # identity blocks use no text, so with them the whole encoder is shared by a mixture's prompts
+        self.first_conditioned = num_downs if conditioning == "identity" else num_downs - conditioned_levels
         widths = [base_channels * min(2**i, 8) for i in range(num_downs)]
         levels = []
         for i in range(num_downs):
@@ -105,6 +119,7 @@ class ConditionalUNet(nn.Module):
                 condition_blocks=condition_blocks,
                 token_dim=token_dim,
                 heads=heads,
+                decoder_film=decoder_film,
             ))
         for outer, inner in zip(levels, levels[1:]):
             outer.submodule = inner
@@ -130,6 +145,7 @@ class ConditionalUNet(nn.Module):
                mask: torch.Tensor | None, prompts_per_mixture: int) -> torch.Tensor:
         """The prompt-dependent part, for ``B * P`` prompts (mixture-major) on the ``B`` encoded mixtures."""
         levels = self.levels()
+        pooled = _pooled_tokens(tokens, mask) if levels[-1].film is not None else None
         features = features.repeat_interleave(prompts_per_mixture, dim=0)
         inner_skips = []
         for level in levels[self.first_conditioned:]:
@@ -138,7 +154,7 @@ class ConditionalUNet(nn.Module):
         shared = [skip.repeat_interleave(prompts_per_mixture, dim=0) for skip in skips]
         all_skips = shared + inner_skips
         for index in range(len(levels) - 1, -1, -1):
-            features = levels[index].up(features)
+            features = levels[index].up(features, pooled)
             if index > 0:
                 features = torch.cat([all_skips[index], features], dim=1)
         return features
@@ -147,3 +163,11 @@ class ConditionalUNet(nn.Module):
                 prompts_per_mixture: int = 1) -> torch.Tensor:
         features, skips = self.encode(log_magnitude)
         return self.decode(features, skips, tokens, mask, prompts_per_mixture)
+
+
+def _pooled_tokens(tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of the real tokens ``(B, L, D)`` -> ``(B, D)`` (all tokens when there is no mask)."""
+    if mask is None:
+        return tokens.mean(1)
+    weights = mask.to(tokens.dtype)[..., None]
+    return (tokens * weights).sum(1) / weights.sum(1).clamp_min(1)

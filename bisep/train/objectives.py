@@ -96,17 +96,24 @@ def total_loss(terms: dict[str, torch.Tensor], config: LossConfig) -> torch.Tens
     return config.contrastive * terms.get("contrastive", 0.0) + config.reconstruction * reconstruction
 
 
+# a reference this far below its mixture is (nearly) silent in the crop: its SI-SDR measures noise, not
+# separation, and a few such pairs would dominate the mean (bisep evaluate skips silent references likewise)
+AUDIBLE_SOURCE_DB = -30.0
+
+
 @torch.no_grad()
 def validation_sdr(model, grounding: GroundingModel, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-source SI-SDR (dB) of the estimates and of the unprocessed mixture, ``(B * k,)`` each."""
+    """Per-source SI-SDR (dB) of the estimates and of the unprocessed mixture, for the sources that are audible
+    in their mixture (energy above ``AUDIBLE_SOURCE_DB`` relative to it); flat tensors of equal length."""
     separator = getattr(model, "module", model)
     device = next(separator.parameters()).device
     mixture, sources = batch["mixture"].to(device), batch["sources"].to(device)
     prompts = [prompt for item in batch["prompts"] for prompt in item]
     text = _encode(grounding, prompts, device)
     estimates = separator(mixture, text)["waveforms"]
-    return signal_to_distortion(estimates, sources).flatten(), signal_to_distortion(
-        mixture[:, None].expand_as(sources), sources).flatten()
+    audible = sources.pow(2).sum(-1) > mixture.pow(2).sum(-1, keepdim=True) * 10 ** (AUDIBLE_SOURCE_DB / 10)
+    mixture_sdr = signal_to_distortion(mixture[:, None].expand_as(sources), sources)
+    return signal_to_distortion(estimates, sources)[audible], mixture_sdr[audible]
 
 
 def signal_to_distortion(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

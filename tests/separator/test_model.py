@@ -44,11 +44,16 @@ def test_paper_preset_matches_the_authors_key_layout():
     assert 85e6 < sum(p.numel() for p in model.parameters()) < 90e6
 
 
-@pytest.mark.parametrize("conditioning", ["ca", "sa", "sca", "cat", "sca_cat", "identity"])
-def test_shared_encoder_equals_per_prompt_computation(conditioning):
+@pytest.mark.parametrize("conditioning,decoder_film", [
+    ("ca", False), ("sa", False), ("sca", False), ("cat", False), ("sca_cat", False), ("identity", False),
+    ("sca", True), ("identity", True)])
+def test_shared_encoder_equals_per_prompt_computation(conditioning, decoder_film):
     torch.manual_seed(0)
-    config = SeparatorConfig(**{**SMALL.__dict__, "conditioning": conditioning})
+    config = SeparatorConfig(**{**SMALL.__dict__, "conditioning": conditioning, "decoder_film": decoder_film})
     model = TextQueriedSeparator(config).eval()
+    for name, parameter in model.named_parameters():
+        if ".film." in name:  # zero at initialisation: give the prompt a visible effect
+            torch.nn.init.normal_(parameter, 0.0, 0.5)
     mixtures = torch.randn(2, 4000) * 0.1
     text = random_text(6, config)
     with torch.no_grad():
@@ -89,3 +94,20 @@ def test_binary_mask_option_and_refusals():
         model(torch.randn(2, 3000), random_text(3))
     with pytest.raises(ValueError, match="unknown conditioning"):
         ConditionalUNet(conditioning="film")
+
+
+def test_decoder_film_makes_every_inner_decoder_level_depend_on_the_prompt():
+    torch.manual_seed(0)
+    config = SeparatorConfig(**{**SMALL.__dict__, "conditioning": "identity", "decoder_film": True})
+    model = TextQueriedSeparator(config).eval()
+    films = [level.film for level in model.unet.levels()]
+    assert films[0] is None and all(film is not None for film in films[1:])
+    mixtures = torch.randn(1, 4000) * 0.1
+    with torch.no_grad():
+        same = model(mixtures.repeat(2, 1), random_text(2, config))["masks"]
+        # zero-initialised FiLM and identity blocks: only the (near-constant at start) mask head sees the prompt
+        assert torch.allclose(same[0], same[1], atol=1e-3)
+        for film in films[1:]:
+            torch.nn.init.normal_(film.weight, 0.0, 0.5)
+        differs = model(mixtures, random_text(2, config))["masks"]
+    assert not torch.allclose(differs[0, 0], differs[0, 1], atol=1e-4)
