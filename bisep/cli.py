@@ -170,6 +170,36 @@ def train(config_path, overrides, resume, device, max_steps) -> None:
           f"{summary['best_validation_sdr']:.2f} dB; checkpoints in {Path(config.out) / 'checkpoints'}")
 
 
+@app.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/benchmark"), show_default=True,
+              help="Folder for the corpus, runs and reports (a rerun reuses what is finished there).")
+@click.option("--size", type=click.Choice(["tiny", "small", "medium"]), default="small", show_default=True)
+@click.option("--corpus", "corpus_folder", type=click.Path(path_type=Path), help="Use this built corpus.")
+@click.option("--seeds", type=int, default=2, show_default=True)
+@click.option("--steps", type=int, default=600, show_default=True, help="Optimiser steps of every run.")
+@click.option("--validate-every", type=int, default=200, show_default=True, help="Steps between validations.")
+@click.option("--test-items", type=int, default=300, show_default=True,
+              help="Compositions scored per test list (0: all).")
+@click.option("--runs", default=",".join(("unsupervised", "weak", "supervised", "semi", "weak_no_contrastive",
+                                          "weak_no_consistency")), show_default=True, help="Comma-separated.")
+@click.option("--jobs", type=int, default=min(2, os.cpu_count() or 1), show_default=True)
+@click.option("--benchmark-file", type=click.Path(path_type=Path), default=Path("BENCHMARK.md"),
+              show_default=True, help="Markdown file that gets the results as its newest section.")
+@click.argument("overrides", nargs=-1)
+def benchmark(out, size, corpus_folder, seeds, steps, validate_every, test_items, runs, jobs, benchmark_file,
+              overrides) -> None:
+    """Train the four separators (unsupervised, weak, supervised, semi) and the weak loss ablations with equal
+    budgets on the built-in corpus, score them and the oracles, and write the table (OVERRIDES go to every run)."""
+    from bisep.benchmark import BenchmarkPlan, run_benchmark
+
+    plan = BenchmarkPlan(out=out, size=size, seeds=seeds, steps=steps, validate_every=validate_every,
+                         test_items=test_items or None, corpus=corpus_folder,
+                         runs=tuple(name.strip() for name in runs.split(",") if name.strip()), jobs=jobs,
+                         overrides=list(overrides), benchmark_file=benchmark_file)
+    table = run_benchmark(plan)
+    print(f"benchmark done in {table['wall_minutes']:.1f} min: {out / 'benchmark.md'}")
+
+
 @app.group()
 def data() -> None:
     """Prepare AudioCaps, VGGSound and MUSIC, downloaded by you, in the bisep dataset format (resumable: run
