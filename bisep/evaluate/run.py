@@ -3,8 +3,12 @@
 Methods are estimators. The separator is queried with each clip's prompt, all prompts of a composition in one
 batched call (the network shares its prompt-independent work). Reference points need no model: the unprocessed
 mixture (always scored, SDRi is measured against it) and the ideal ratio and binary masks (with the separator's
-STFT). The main process loads audio, runs the estimators and the CLAPScore; the costly bss_eval runs in ``jobs``
-worker processes while the next compositions are separated.
+STFT).
+
+Parallel work: on the CPU, ``jobs`` worker processes each evaluate whole compositions (load, separate, CLAPScore,
+bss_eval) on one thread, so a small network and the metrics together fill every core and the report is the same
+whatever ``jobs`` is. With a GPU, the main process separates and the workers compute only the metrics (a forked
+process cannot use CUDA).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sys
 import time
 import warnings
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterator
@@ -44,7 +48,7 @@ class SeparatorEstimator:
     """The separator's estimate for each clip's prompt, from one batched call per composition."""
 
     def __init__(self, separator, method: str = "model"):
-        self.separator, self.method = separator, method
+        self.separator, self.method, self.device = separator, method, separator.device
         self.grounding = separator.grounding
         """Encodes the prompts: the evaluation fills its text cache with every prompt of the list up front."""
 
@@ -111,8 +115,6 @@ def evaluate(compositions: CompositionList | str | Path, estimators: list[Estima
     """Run ``estimators`` on the compositions, score them, write the report (``results.json``, ``scores.csv``,
     ``summary.md``, plots, best and worst examples, ``timing.json``) and return ``{"counts", "summary",
     "methods", "timing", "files"}``; ``summary[method]["overall"][metric]`` holds mean, median, ci95, count."""
-    from tqdm import tqdm
-
     from bisep.evaluate.report import build_results, write_report
 
     if not isinstance(compositions, CompositionList):
@@ -122,32 +124,20 @@ def evaluate(compositions: CompositionList | str | Path, estimators: list[Estima
         raise BisepError(f"jobs must be 0 (no worker processes) or more, got {jobs}")
     if limit is not None and limit < 1:
         raise BisepError(f"limit must be 1 or more, got {limit}")
-    items = compositions.compositions[:limit] if limit else compositions.compositions
-    rate = compositions.sample_rate
+    count = min(limit or len(compositions.compositions), len(compositions.compositions))
     started = time.perf_counter()
-    # Every prompt of the whole list is encoded once, in batches (so ``limit`` does not change the features).
-    prompts = [prompt for composition in compositions.compositions for prompt in composition.prompts]
-    for model in {id(g): g for g in (grounding, *(getattr(e, "grounding", None) for e in estimators)) if g}.values():
-        model.precompute(prompts)
-    records: list[dict] = []
-    bar = tqdm(items, desc=f"evaluating {compositions.name}", unit="mixture", file=sys.stderr,
-               disable=not (sys.stderr.isatty() if progress is None else progress))
-    with _MetricPool(jobs) as pool, _inference_threads(jobs):
-        for composition in bar:
-            loaded = compositions.load(composition)
-            record = {"id": composition.id, "clips": list(composition.clips), "prompts": list(composition.prompts),
-                      "classes": list(composition.classes)}
-            records.append(record)
-            if loaded.silent_clips:
-                record["skipped"] = f"silent reference: {', '.join(loaded.silent_clips)}"
-                continue
-            estimates = run_estimators(estimators, composition, loaded, rate)
-            if grounding is not None:
-                record["clap_score"] = _clap_scores(grounding, estimates, loaded, composition, rate, clap_references)
-            pool.submit(record, loaded.references, estimates, loaded.mixture)
+    evaluator = CompositionEvaluator(compositions, estimators, grounding, clap_references)
+    evaluator.encode_prompts()
+    with _progress_bar(count, compositions.name, progress) as bar:
+        if jobs == 0:
+            records = [_advance(bar, evaluator.evaluate(index)) for index in range(count)]
+        elif evaluator.uses_cuda():
+            records = _metrics_in_workers(evaluator, count, jobs, bar)
+        else:
+            records = _compositions_in_workers(evaluator, count, jobs, bar)
     seconds = time.perf_counter() - started
     results = build_results(compositions, records, description or {}, grounding)
-    timing = {"seconds": seconds, "compositions": len(items), "compositions_per_second": len(items) / seconds,
+    timing = {"seconds": seconds, "compositions": count, "compositions_per_second": count / seconds,
               "jobs": jobs, "cpu_count": os.cpu_count()}
     files = write_report(out_dir, results, timing, compositions, estimators, examples)
     return {"counts": results["counts"], "summary": results["summary"], "methods": results["methods"],
@@ -160,6 +150,51 @@ def run_estimators(estimators: list[Estimator], composition: Composition, loaded
     for estimator in estimators:
         estimates.update(estimator(composition, loaded, sample_rate))
     return estimates
+
+
+class CompositionEvaluator:
+    """Everything one composition needs: load it, run the estimators, the CLAPScore and the metrics."""
+
+    def __init__(self, compositions: CompositionList, estimators: list[Estimator], grounding: GroundingModel | None,
+                 clap_references: bool):
+        self.compositions, self.estimators = compositions, estimators
+        self.grounding, self.clap_references = grounding, clap_references
+
+    def encode_prompts(self) -> None:
+        """Encode every prompt of the whole list once, in batches (before workers fork, so they share the cache;
+        the whole list, so that ``limit`` does not change the features)."""
+        prompts = [prompt for composition in self.compositions.compositions for prompt in composition.prompts]
+        encoders = [self.grounding, *(getattr(e, "grounding", None) for e in self.estimators)]
+        for model in {id(g): g for g in encoders if g is not None}.values():
+            model.precompute(prompts)
+
+    def uses_cuda(self) -> bool:
+        devices = [getattr(e, "device", None) for e in self.estimators]
+        if self.grounding is not None:
+            devices += [parameter.device for parameter in self.grounding.parameters()][:1]
+        return any(device is not None and torch.device(device).type == "cuda" for device in devices)
+
+    def prepare(self, index: int) -> tuple[dict, tuple | None]:
+        """The composition's record (with its CLAPScores) and the metric inputs; None for a skipped one."""
+        composition = self.compositions.compositions[index]
+        loaded = self.compositions.load(composition)
+        record = {"id": composition.id, "clips": list(composition.clips), "prompts": list(composition.prompts),
+                  "classes": list(composition.classes)}
+        if loaded.silent_clips:
+            record["skipped"] = f"silent reference: {', '.join(loaded.silent_clips)}"
+            return record, None
+        rate = self.compositions.sample_rate
+        estimates = run_estimators(self.estimators, composition, loaded, rate)
+        if self.grounding is not None:
+            record["clap_score"] = _clap_scores(self.grounding, estimates, loaded, composition, rate,
+                                                self.clap_references)
+        return record, (loaded.references, estimates, loaded.mixture)
+
+    def evaluate(self, index: int) -> dict:
+        record, inputs = self.prepare(index)
+        if inputs is not None:
+            _merge(record, score_composition_single_threaded(*inputs))
+        return record
 
 
 def _clap_scores(grounding: GroundingModel, estimates: dict[str, np.ndarray], loaded: LoadedComposition,
@@ -182,51 +217,6 @@ def _clap_scores(grounding: GroundingModel, estimates: dict[str, np.ndarray], lo
     return result
 
 
-class _MetricPool:
-    """bss_eval in ``jobs`` worker processes (0: in this process), with a bounded queue of pending compositions
-    so memory stays flat; each result is merged into its record.
-
-    On Linux the workers are forked: they start at once and never re-run the caller's script (spawned workers
-    import ``__main__`` again, which breaks scripts without an ``if __name__ == "__main__"`` guard). Forking a
-    process that has run torch is safe here because the workers only run numpy and scipy.
-    """
-
-    def __init__(self, jobs: int):
-        context = get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        self.executor = ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_initializer) if jobs else None
-        self.limit = 2 * jobs + 2
-        self.pending: deque[tuple[dict, Future]] = deque()
-
-    def submit(self, record: dict, references: np.ndarray, estimates: dict[str, np.ndarray],
-               mixture: np.ndarray) -> None:
-        if self.executor is None:
-            _merge(record, score_composition_single_threaded(references, estimates, mixture))
-            return
-        with warnings.catch_warnings():
-            # Python >= 3.12 warns on any fork of a process with threads (torch's); the workers never use them.
-            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-            future = self.executor.submit(score_composition_single_threaded, references, estimates, mixture)
-        self.pending.append((record, future))
-        while len(self.pending) > self.limit:
-            self._collect()
-
-    def _collect(self) -> None:
-        record, future = self.pending.popleft()
-        _merge(record, future.result())
-
-    def __enter__(self) -> "_MetricPool":
-        return self
-
-    def __exit__(self, kind, error, traceback) -> None:
-        try:
-            if error is None:
-                while self.pending:
-                    self._collect()
-        finally:
-            if self.executor is not None:
-                self.executor.shutdown(wait=error is None, cancel_futures=True)
-
-
 def _merge(record: dict, scores: dict) -> None:
     record["silent_estimates"] = scores.pop("silent_estimates")
     clap = record.pop("clap_score", {})
@@ -235,13 +225,82 @@ def _merge(record: dict, scores: dict) -> None:
         record["scores"].setdefault(method, {})["clap_score"] = values
 
 
-@contextlib.contextmanager
-def _inference_threads(jobs: int) -> Iterator[None]:
-    """Leave the cores the metric workers use to them: the network runs on the others (at least one)."""
-    threads = torch.get_num_threads()
-    if jobs:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - jobs))
+# Worker processes ---------------------------------------------------------------------------------------------
+
+_WORKER_EVALUATOR: CompositionEvaluator | None = None
+
+
+def _start_composition_worker(evaluator: CompositionEvaluator) -> None:
+    global _WORKER_EVALUATOR
+    worker_initializer()
+    torch.set_num_threads(1)
+    _WORKER_EVALUATOR = evaluator
+
+
+def _evaluate_in_worker(index: int) -> dict:
+    return _WORKER_EVALUATOR.evaluate(index)
+
+
+def _executor(jobs: int, initializer, initargs=()) -> ProcessPoolExecutor:
+    """Forked workers on Linux: they start at once, share the loaded models and never re-run the caller's
+    script (spawned workers import ``__main__`` again, which breaks scripts without a main guard)."""
+    context = get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with warnings.catch_warnings():
+        # Python >= 3.12 warns on any fork of a process with threads; the workers run torch single-threaded.
+        warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+        executor = ProcessPoolExecutor(jobs, mp_context=context, initializer=initializer, initargs=initargs)
+        executor.submit(int)  # forking executors start all their workers on the first task: start them here
+    return executor
+
+
+def _compositions_in_workers(evaluator: CompositionEvaluator, count: int, jobs: int, bar) -> list[dict]:
+    executor = _executor(jobs, _start_composition_worker, (evaluator,))
     try:
-        yield
+        return [_advance(bar, record) for record in executor.map(_evaluate_in_worker, range(count), chunksize=2)]
     finally:
-        torch.set_num_threads(threads)
+        executor.shutdown(cancel_futures=True)
+
+
+def _metrics_in_workers(evaluator: CompositionEvaluator, count: int, jobs: int, bar) -> list[dict]:
+    """Separate in this process (on the GPU), score in the workers; at most ``2 jobs + 2`` compositions wait,
+    so memory stays flat."""
+    executor = _executor(jobs, worker_initializer)
+    records, pending = [], deque()
+    try:
+        for index in range(count):
+            record, inputs = evaluator.prepare(index)
+            records.append(record)
+            if inputs is None:
+                _advance(bar, record)
+                continue
+            pending.append((record, executor.submit(score_composition_single_threaded, *inputs)))
+            while len(pending) > 2 * jobs + 2:
+                _collect(pending, bar)
+        while pending:
+            _collect(pending, bar)
+        return records
+    finally:
+        executor.shutdown(cancel_futures=True)
+
+
+def _collect(pending: deque, bar) -> None:
+    record, future = pending.popleft()
+    _merge(record, future.result())
+    _advance(bar, record)
+
+
+@contextlib.contextmanager
+def _progress_bar(count: int, name: str, progress: bool | None) -> Iterator:
+    from tqdm import tqdm
+
+    bar = tqdm(total=count, desc=f"evaluating {name}", unit="mixture", file=sys.stderr,
+               disable=not (sys.stderr.isatty() if progress is None else progress))
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _advance(bar, record: dict) -> dict:
+    bar.update()
+    return record
