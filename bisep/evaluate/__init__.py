@@ -6,8 +6,8 @@
 
 Modules: ``compositions`` (what is mixed and queried), ``metrics`` (bss_eval and SI-SDR), ``oracles`` (ideal
 masks), ``clap_score``, ``statistics``, ``run`` (the loop and worker processes), ``report``, ``plots``,
-``examples``, ``checkpoint`` (what ``--checkpoint`` may name). Nothing heavy is imported here: the metric worker
-processes import only ``metrics``.
+``examples``, ``checkpoint`` (what ``--checkpoint`` may name), ``workers`` (worker process setup). Nothing heavy
+is imported here.
 """
 
 from __future__ import annotations

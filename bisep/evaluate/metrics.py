@@ -8,7 +8,7 @@ references' correlation matrices and their solves are shared, so the oracles and
 fast_bss_eval 0.1.4's non-permuting ``bss_eval_sources`` path fails under numpy 2 (a ``solve`` broadcasting
 change) and its torch path crashes in oneMKL on CPU, so we take its pairwise square-cosine statistics (numpy) and
 read off the diagonal: the same numbers as mir_eval's ``bss_eval_sources(..., compute_permutation=False)`` to
-about 1e-8 dB (``tests/evaluate/test_metrics.py``). This module imports no torch: it runs in worker processes.
+about 1e-8 dB (``tests/evaluate/test_metrics.py``).
 """
 
 from __future__ import annotations
@@ -135,29 +135,3 @@ def score_composition(references: np.ndarray, estimates: dict[str, np.ndarray], 
         result["silent_estimates"][method] = int(silent(rows).sum())
     return result
 
-
-def worker_initializer() -> None:
-    """Set up a metric worker process: one BLAS thread (``jobs`` workers use ``jobs`` cores, and the arithmetic is
-    the same as a single-threaded run in the main process); Ctrl-C is left to the main process, which shuts the
-    workers down; on Linux the worker ends with the main process even if that one is killed."""
-    import signal
-    import sys
-
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="blas")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        set_parent_death_signal = 1  # prctl option PR_SET_PDEATHSIG
-        ctypes.CDLL(None, use_errno=True).prctl(set_parent_death_signal, signal.SIGTERM)
-
-
-def score_composition_single_threaded(references: np.ndarray, estimates: dict[str, np.ndarray],
-                                      mixture: np.ndarray) -> dict:
-    """:func:`score_composition` with one BLAS thread (the same arithmetic in a worker and in the main process)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="blas"):
-        return score_composition(references, estimates, mixture)

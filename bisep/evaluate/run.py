@@ -30,8 +30,8 @@ import torch
 from bisep.errors import BisepError
 from bisep.evaluate.clap_score import similarity_matrix
 from bisep.evaluate.compositions import Composition, CompositionList, LoadedComposition
-from bisep.evaluate.metrics import score_composition_single_threaded, worker_initializer
 from bisep.evaluate.oracles import ORACLES, IdealMasks
+from bisep.evaluate.workers import score_single_threaded, worker_initializer
 from bisep.grounding.base import GroundingModel, check_prompts
 
 Estimator = Callable[[Composition, LoadedComposition, int], dict[str, np.ndarray]]
@@ -125,7 +125,7 @@ def evaluate(compositions: CompositionList | str | Path, estimators: list[Estima
     if limit is not None and limit < 1:
         raise BisepError(f"limit must be 1 or more, got {limit}")
     count = min(limit or len(compositions.compositions), len(compositions.compositions))
-    started = time.perf_counter()
+    started, cpu_started, load_before = time.perf_counter(), _cpu_seconds(), _load_average()
     evaluator = CompositionEvaluator(compositions, estimators, grounding, clap_references)
     evaluator.encode_prompts()
     with _progress_bar(count, compositions.name, progress) as bar:
@@ -136,12 +136,27 @@ def evaluate(compositions: CompositionList | str | Path, estimators: list[Estima
         else:
             records = _compositions_in_workers(evaluator, count, jobs, bar)
     seconds = time.perf_counter() - started
+    timing = {"seconds": seconds, "cpu_seconds": _cpu_seconds() - cpu_started, "compositions": count,
+              "compositions_per_second": count / seconds, "jobs": jobs, "cpu_count": os.cpu_count(),
+              "load_average_before": load_before, "load_average_after": _load_average()}
     results = build_results(compositions, records, description or {}, grounding)
-    timing = {"seconds": seconds, "compositions": count, "compositions_per_second": count / seconds,
-              "jobs": jobs, "cpu_count": os.cpu_count()}
     files = write_report(out_dir, results, timing, compositions, estimators, examples)
     return {"counts": results["counts"], "summary": results["summary"], "methods": results["methods"],
             "timing": timing, "files": files}
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished worker processes (user + system)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return time.process_time()
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _load_average() -> list[float] | None:
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
 def run_estimators(estimators: list[Estimator], composition: Composition, loaded: LoadedComposition,
@@ -193,7 +208,7 @@ class CompositionEvaluator:
     def evaluate(self, index: int) -> dict:
         record, inputs = self.prepare(index)
         if inputs is not None:
-            _merge(record, score_composition_single_threaded(*inputs))
+            _merge(record, score_single_threaded(*inputs))
         return record
 
 
@@ -273,7 +288,7 @@ def _metrics_in_workers(evaluator: CompositionEvaluator, count: int, jobs: int, 
             if inputs is None:
                 _advance(bar, record)
                 continue
-            pending.append((record, executor.submit(score_composition_single_threaded, *inputs)))
+            pending.append((record, executor.submit(score_single_threaded, *inputs)))
             while len(pending) > 2 * jobs + 2:
                 _collect(pending, bar)
         while pending:
