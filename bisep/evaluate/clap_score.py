@@ -16,6 +16,9 @@ import torch
 
 from bisep.grounding.base import GroundingModel
 
+REFERENCE = "reference"
+"""The clean references' CLAPScore: the reference point of what a perfect separation scores."""
+
 
 @torch.inference_mode()
 def similarity_matrix(grounding: GroundingModel, waveforms: np.ndarray, sample_rate: int,

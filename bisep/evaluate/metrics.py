@@ -21,6 +21,8 @@ SILENT_NORM = 1e-6
 """An estimate whose L2 norm is below this holds nothing to score (fast_bss_eval stops normalising there)."""
 
 BSS_METRICS = ("sdr", "sir", "sar")
+MIXTURE = "mixture"
+"""The unprocessed mixture's scores: the baseline of every improvement."""
 
 
 def _check(references: np.ndarray, estimates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -122,8 +124,8 @@ def score_composition(references: np.ndarray, estimates: dict[str, np.ndarray], 
 
     baseline = block(len(methods))
     baseline["si_sdr"] = si_sdr(references, mixture_rows)
-    result: dict = {"mixture": {name: values.tolist() for name, values in baseline.items()}}
-    result["mixture"].update(sdri=[0.0] * sources, si_sdri=[0.0] * sources)
+    result: dict = {MIXTURE: {name: values.tolist() for name, values in baseline.items()}}
+    result[MIXTURE].update(sdri=[0.0] * sources, si_sdri=[0.0] * sources)
     result["silent_estimates"] = {}
     for index, method in enumerate(methods):
         rows = stacked[index * sources:(index + 1) * sources]

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bisep.evaluate.metrics import DB_LIMIT, FILTER_LENGTH
+from bisep.evaluate.clap_score import REFERENCE
+from bisep.evaluate.metrics import DB_LIMIT, FILTER_LENGTH, MIXTURE
 from bisep.evaluate.oracles import ORACLES
 from bisep.evaluate.statistics import describe
 from bisep.files import write_json_atomic, write_text_atomic
@@ -24,7 +25,6 @@ RESULTS_FORMAT = "bisep-evaluation/1"
 METRICS = ("sdr", "sir", "sar", "sdri", "si_sdr", "si_sdri", "clap_score")
 TITLES = {"sdr": "SDR", "sir": "SIR", "sar": "SAR", "sdri": "SDRi", "si_sdr": "SI-SDR", "si_sdri": "SI-SDRi",
           "clap_score": "CLAPScore"}
-MIXTURE, REFERENCE = "mixture", "reference"
 
 
 def protocol() -> dict:

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from bisep.errors import BisepError
-from bisep.evaluate.clap_score import similarity_matrix
+from bisep.evaluate.clap_score import REFERENCE, similarity_matrix
 from bisep.evaluate.compositions import Composition, CompositionList, LoadedComposition
+from bisep.evaluate.metrics import MIXTURE
 from bisep.evaluate.oracles import ORACLES, IdealMasks
 from bisep.evaluate.workers import score_single_threaded, worker_initializer
 from bisep.grounding.base import GroundingModel, check_prompts
@@ -37,20 +38,18 @@ from bisep.grounding.base import GroundingModel, check_prompts
 Estimator = Callable[[Composition, LoadedComposition, int], dict[str, np.ndarray]]
 """``(composition, loaded audio, sample rate) -> {method: estimates (k, samples)}``."""
 
-MIXTURE, REFERENCE = "mixture", "reference"
-
 
 def default_jobs() -> int:
     return min(2, os.cpu_count() or 1)
 
 
 class SeparatorEstimator:
-    """The separator's estimate for each clip's prompt, from one batched call per composition."""
+    """The separator's estimate for each clip's prompt, from one batched call per composition. ``grounding``
+    encodes the prompts (the evaluation fills its text cache up front); ``device`` says where the network runs."""
 
     def __init__(self, separator, method: str = "model"):
-        self.separator, self.method, self.device = separator, method, separator.device
-        self.grounding = separator.grounding
-        """Encodes the prompts: the evaluation fills its text cache with every prompt of the list up front."""
+        self.separator, self.method = separator, method
+        self.grounding, self.device = separator.grounding, separator.device
 
     def __call__(self, composition: Composition, loaded: LoadedComposition, sample_rate: int) -> dict[str, np.ndarray]:
         prompts = check_prompts(list(composition.prompts))
