@@ -101,7 +101,9 @@ def score_composition(references: np.ndarray, estimates: dict[str, np.ndarray], 
     (improvements over the mixture's score for the same reference), and ``"silent_estimates": {method: count}``.
     """
     references = np.asarray(references, np.float64)
-    sources = references.shape[0] if references.ndim == 2 else 0
+    if references.ndim != 2:
+        raise ValueError(f"references must be (sources, samples), got shape {references.shape}")
+    sources = references.shape[0]
     methods = list(estimates)
     for method in methods:
         if np.shape(estimates[method]) != references.shape:

@@ -73,9 +73,12 @@ def summarize(records: list[dict], methods: list[str]) -> dict:
             if not values:
                 continue
             overall[metric] = describe(values, units)
-            for name in sorted({c for c in classes if c is not None}):
-                chosen = [v for v, c in zip(values, classes) if c == name]
-                per_class.setdefault(name, {})[metric] = describe(chosen)
+            by_class: dict[str, list[float]] = {}
+            for value, name in zip(values, classes):
+                if name is not None:
+                    by_class.setdefault(name, []).append(value)
+            for name in sorted(by_class):
+                per_class.setdefault(name, {})[metric] = describe(by_class[name])
         summary[method] = {"overall": overall, "per_class": per_class}
     return summary
 
