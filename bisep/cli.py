@@ -200,6 +200,37 @@ def benchmark(out, size, corpus_folder, seeds, steps, validate_every, test_items
     print(f"benchmark done in {table['wall_minutes']:.1f} min: {out / 'benchmark.md'}")
 
 
+@app.command()
+@click.option("--checkpoint", required=True, help="Model folder, shipped model name, or a `bisep train` run "
+              "(its checkpoints/best, else latest).")
+@click.option("--compositions", "compositions_file", required=True, type=click.Path(path_type=Path),
+              help="DATASET/compositions/NAME.csv, e.g. corpus/small/compositions/test_2.csv.")
+@click.option("--grounding", help="Grounding model for the CLAPScore (default: the separator's own).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Report folder (default: evaluation/<compositions name>).")
+@click.option("--jobs", type=int, default=min(2, os.cpu_count() or 1), show_default=True,
+              help="Worker processes for the metrics (0: none).")
+@click.option("--no-oracles", is_flag=True, help="Skip the ideal-mask reference points.")
+@click.option("--examples", type=int, default=2, show_default=True, help="Best and worst compositions to write.")
+@click.option("--limit", type=int, help="Evaluate only the first N compositions.")
+@click.option("--device", help="cpu, cuda, cuda:1 (default: cuda when available).")
+def evaluate(checkpoint, compositions_file, grounding, out, jobs, no_oracles, examples, limit, device) -> None:
+    """Mix each test composition, query every source by its prompt and score: SDR, SIR, SAR, SDRi, SI-SDR(i),
+    CLAPScore, against the unprocessed mixture and the ideal masks (docs/evaluation.md)."""
+    from bisep.evaluate import evaluate_separator, load_separator
+    from bisep.evaluate.compositions import CompositionList
+    from bisep.evaluate.report import summary_lines
+
+    compositions = CompositionList.open(compositions_file)
+    separator, resolved = load_separator(checkpoint, device=device)
+    out = out or Path("evaluation") / compositions.name
+    result = evaluate_separator(separator, compositions, out, grounding=grounding, oracles=not no_oracles,
+                                jobs=jobs, limit=limit, examples=examples, checkpoint=resolved)
+    for line in summary_lines(result):
+        print(line)
+    print(f"wrote {out}/summary.md, results.json, scores.csv ({result['timing']['seconds']:.0f} s)")
+
+
 @app.group()
 def data() -> None:
     """Prepare AudioCaps, VGGSound and MUSIC, downloaded by you, in the bisep dataset format (resumable: run

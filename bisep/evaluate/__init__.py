@@ -1,0 +1,27 @@
+"""Evaluation of text-queried separators on test compositions (``docs/evaluation.md``).
+
+    from bisep.evaluate import evaluate_separator, evaluate_oracles
+    summary = evaluate_separator(Separator.from_pretrained(folder), "corpus/small/compositions/test_2.csv", "out")
+    summary["summary"]["model"]["overall"]["sdri"]["mean"]
+
+Modules: ``compositions`` (what is mixed and queried), ``metrics`` (bss_eval and SI-SDR), ``oracles`` (ideal
+masks), ``clap_score``, ``statistics``, ``run`` (the loop and worker processes), ``report``, ``plots``,
+``examples``, ``checkpoint`` (what ``--checkpoint`` may name), ``workers`` (worker process setup). Nothing heavy
+is imported here.
+"""
+
+from __future__ import annotations
+
+__all__ = ["evaluate_separator", "evaluate_oracles", "evaluate", "load_separator", "resolve_checkpoint"]
+
+
+def __getattr__(name: str):
+    if name in ("evaluate_separator", "evaluate_oracles", "evaluate"):
+        from bisep.evaluate import run
+
+        return getattr(run, name)
+    if name in ("load_separator", "resolve_checkpoint"):
+        from bisep.evaluate import checkpoint
+
+        return getattr(checkpoint, name)
+    raise AttributeError(f"module 'bisep.evaluate' has no attribute '{name}'")
