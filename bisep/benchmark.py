@@ -45,6 +45,7 @@ class BenchmarkPlan:
     corpus: Path | None = None
     runs: tuple[str, ...] = tuple(RUNS)
     jobs: int = 2
+    grounding: str | None = None
     overrides: list[str] = field(default_factory=list)
     benchmark_file: Path | None = None
 
@@ -77,6 +78,9 @@ SHIPPED_GROUNDING_CORPUS = {"size": "small", "seed": 0, "sample_rate": 16000, "c
 def prepare_grounding(plan: BenchmarkPlan, corpus: Path) -> str:
     """``builtin`` when the corpus is the one the shipped model was trained on, else a model trained here on the
     corpus's grounding split (never on its test clips)."""
+    if plan.grounding:
+        _log(f"grounding: {plan.grounding} (as given)")
+        return plan.grounding
     options = json.loads((corpus / "manifest.json").read_text()).get("options", {})
     if all(options.get(key) == value for key, value in SHIPPED_GROUNDING_CORPUS.items()):
         _log("grounding: the shipped builtin model (trained on this corpus's grounding split)")

@@ -183,11 +183,13 @@ def train(config_path, overrides, resume, device, max_steps) -> None:
 @click.option("--runs", default=",".join(("unsupervised", "weak", "supervised", "semi", "weak_no_contrastive",
                                           "weak_no_consistency")), show_default=True, help="Comma-separated.")
 @click.option("--jobs", type=int, default=min(2, os.cpu_count() or 1), show_default=True)
+@click.option("--grounding", "grounding_spec", help="Grounding model to use (default: the shipped builtin when "
+              "the corpus is the one it was trained on, else one trained on the corpus).")
 @click.option("--benchmark-file", type=click.Path(path_type=Path), default=Path("BENCHMARK.md"),
               show_default=True, help="Markdown file that gets the results as its newest section.")
 @click.argument("overrides", nargs=-1)
-def benchmark(out, size, corpus_folder, seeds, steps, validate_every, test_items, runs, jobs, benchmark_file,
-              overrides) -> None:
+def benchmark(out, size, corpus_folder, seeds, steps, validate_every, test_items, runs, jobs, grounding_spec,
+              benchmark_file, overrides) -> None:
     """Train the four separators (unsupervised, weak, supervised, semi) and the weak loss ablations with equal
     budgets on the built-in corpus, score them and the oracles, and write the table (OVERRIDES go to every run)."""
     from bisep.benchmark import BenchmarkPlan, run_benchmark
@@ -195,7 +197,7 @@ def benchmark(out, size, corpus_folder, seeds, steps, validate_every, test_items
     plan = BenchmarkPlan(out=out, size=size, seeds=seeds, steps=steps, validate_every=validate_every,
                          test_items=test_items or None, corpus=corpus_folder,
                          runs=tuple(name.strip() for name in runs.split(",") if name.strip()), jobs=jobs,
-                         overrides=list(overrides), benchmark_file=benchmark_file)
+                         grounding=grounding_spec, overrides=list(overrides), benchmark_file=benchmark_file)
     table = run_benchmark(plan)
     print(f"benchmark done in {table['wall_minutes']:.1f} min: {out / 'benchmark.md'}")
 
