@@ -117,34 +117,14 @@ def grounding_evaluate(corpus_folder, grounding_spec, out) -> None:
 
 @app.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo-output"), show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-def demo(out, seed) -> None:
-    """Show the built-in world: render a tiny captioned corpus, preview it, and measure how well the shipped
-    grounding model names its sounds."""
-    import time
+@click.option("--model", default="builtin", show_default=True, help="Shipped model name or model folder.")
+@click.option("--device", help="cpu, cuda, cuda:1 (default: cuda when available).")
+def demo(out, model, device) -> None:
+    """Separate the shipped example mixtures by their prompts with the shipped model: an SDRi table, wavs,
+    spectrograms and an HTML page with players in OUT."""
+    from bisep.demo import run_demo
 
-    from bisep.data.corpus import CorpusOptions, build_corpus
-    from bisep.data.preview import write_preview
-    from bisep.data.sources import RenderResources
-    from bisep.data.sources.general_midi import default_soundfonts
-    from bisep.grounding import load_grounding
-    from bisep.grounding.evaluate import evaluate_grounding
-    from bisep.pretrained import known_names
-
-    started = time.perf_counter()
-    corpus_folder = Path(out) / "corpus"
-    manifest = build_corpus(corpus_folder, CorpusOptions(size="tiny", seed=seed),
-                            RenderResources(default_soundfonts()), jobs=os.cpu_count() or 1, overwrite=True)
-    sheet, page = write_preview(corpus_folder, Path(out) / "preview", per_split=4)
-    print(f"rendered {sum(s['clips'] for s in manifest['stats'].values())} clips of "
-          f"{len(manifest['classes'])} sound classes into {corpus_folder}")
-    print(f"look and listen: {sheet} and {page}")
-    if "builtin" in known_names("grounding"):
-        results = evaluate_grounding(load_grounding("builtin"), corpus_folder, Path(out) / "grounding")
-        print(f"built-in grounding model on {results['clips']} unseen clips: zero-shot top-1 "
-              f"{results['zero_shot_top1_seen']:.1%} (seen phrasings), {results['zero_shot_top1_held_out']:.1%} "
-              f"(paraphrases never seen); confusion matrix in {Path(out) / 'grounding'}")
-    print(f"done in {time.perf_counter() - started:.0f} s")
+    run_demo(Path(out), model=model, device=device)
 
 
 @app.command()
