@@ -65,7 +65,7 @@ class TextQueriedSeparator(nn.Module):
             num_downs=config.num_downs, base_channels=config.base_channels, out_channels=config.out_channels,
             conditioning=config.conditioning, conditioned_levels=config.conditioned_levels,
             condition_blocks=config.condition_blocks, res_layers=config.res_layers, heads=config.heads,
-            token_dim=config.token_dim, decoder_film=config.decoder_film,
+            token_dim=config.token_dim, decoder_film=config.decoder_film, embedding_dim=config.embedding_dim,
         )
         self.text_projection = nn.Linear(config.embedding_dim, config.out_channels)
         nn.init.normal_(self.text_projection.weight, 0.0, 1e-4)
@@ -82,7 +82,8 @@ class TextQueriedSeparator(nn.Module):
         log_magnitude = torch.log1p(magnitude)[:, None]
         log_magnitude = nn.functional.pad(log_magnitude, (0, padded_frames - frames, 0, padded_bins - bins))
         mask = None if self.config.attend_padding else text.mask
-        sound = self.unet(log_magnitude, text.tokens, mask, prompts_per_mixture)[..., :bins, :frames]
+        sound = self.unet(log_magnitude, text.tokens, mask, prompts_per_mixture,
+                          text.embedding)[..., :bins, :frames]
         text_vector = torch.sigmoid(self.text_projection(text.embedding))
         logits = self.synthesizer(text_vector, sound)
         return logits.view(batch, prompts_per_mixture, bins, frames)

@@ -6,8 +6,9 @@ released weights; the forward pass walks them as a list. Level ``i`` (0 = outerm
 the last ``conditioned_levels`` levels the text-conditioning blocks. Up: bilinear x2, residual block, 3x3 conv,
 BatchNorm, ReLU (the outermost level ends at its conv), then concatenation with the level's input (skip).
 With ``decoder_film`` (not in the method; the CPU presets' addition) every inner level's up output is also
-scaled and shifted per channel by the prompt's mean-pooled tokens (FiLM), so the prompt reaches the decoder at
-every resolution rather than only through the bottleneck.
+scaled and shifted per channel by the prompt's joint text embedding (FiLM, as AudioSep conditions on CLAP's
+text embedding), so the prompt reaches the decoder at every resolution rather than only through the
+bottleneck, by the grounding model's class-aware embedding rather than raw token features.
 
 Everything above the first conditioned level depends only on the mixture, so :meth:`ConditionalUNet.forward`
 runs it once per mixture and repeats its outputs for that mixture's prompts.
@@ -44,7 +45,7 @@ class ResidualBlock(nn.Module):
 class UNetLevel(nn.Module):
     def __init__(self, in_channels: int, inner_channels: int, out_channels: int, up_channels: int,
                  outermost: bool, res_layers: int, conditioning: str | None, condition_blocks: int,
-                 token_dim: int, heads: int, decoder_film: bool = False):
+                 token_dim: int, heads: int, decoder_film: bool = False, embedding_dim: int = 0):
         super().__init__()
         self.outermost = outermost
         self.downconv = nn.Conv2d(in_channels, inner_channels, 4, stride=2, padding=1, bias=False)
@@ -60,7 +61,7 @@ class UNetLevel(nn.Module):
             self.upnorm = nn.BatchNorm2d(out_channels)
         self.film = None
         if decoder_film and not outermost:
-            self.film = nn.Linear(token_dim, 2 * out_channels)
+            self.film = nn.Linear(embedding_dim, 2 * out_channels)
             nn.init.zeros_(self.film.weight)
             nn.init.zeros_(self.film.bias)
         self.submodule: UNetLevel | None = None
@@ -73,14 +74,14 @@ class UNetLevel(nn.Module):
                 features = block(features, tokens, mask)
         return features
 
-    def up(self, features: torch.Tensor, pooled_text: torch.Tensor | None = None) -> torch.Tensor:
+    def up(self, features: torch.Tensor, text_embedding: torch.Tensor | None = None) -> torch.Tensor:
         features = nn.functional.interpolate(features, scale_factor=2, mode="bilinear", align_corners=True)
         features = self.upconv(self.upresblock(features))
         if self.outermost:
             return features
         features = nn.functional.relu(self.upnorm(features))
         if self.film is not None:
-            scale, shift = self.film(pooled_text)[:, :, None, None].chunk(2, dim=1)
+            scale, shift = self.film(text_embedding)[:, :, None, None].chunk(2, dim=1)
             features = features * (1 + scale) + shift
         return features
 
@@ -94,7 +95,7 @@ class ConditionalUNet(nn.Module):
     def __init__(self, num_downs: int = 7, base_channels: int = 64, out_channels: int = 32,
                  conditioning: str = "sca", conditioned_levels: int | None = None, condition_blocks: int = 1,
                  res_layers: int = 1, heads: int = 8, token_dim: int = 768, in_channels: int = 1,
-                 decoder_film: bool = False):
+                 decoder_film: bool = False, embedding_dim: int = 0):
         super().__init__()
         if conditioning not in CONDITIONING_BLOCKS:
             raise ValueError(f"unknown conditioning '{conditioning}' (known: {', '.join(CONDITIONING_BLOCKS)})")
@@ -120,6 +121,7 @@ class ConditionalUNet(nn.Module):
                 token_dim=token_dim,
                 heads=heads,
                 decoder_film=decoder_film,
+                embedding_dim=embedding_dim,
             ))
         for outer, inner in zip(levels, levels[1:]):
             outer.submodule = inner
@@ -142,10 +144,11 @@ class ConditionalUNet(nn.Module):
         return features, skips
 
     def decode(self, features: torch.Tensor, skips: list[torch.Tensor], tokens: torch.Tensor,
-               mask: torch.Tensor | None, prompts_per_mixture: int) -> torch.Tensor:
-        """The prompt-dependent part, for ``B * P`` prompts (mixture-major) on the ``B`` encoded mixtures."""
+               mask: torch.Tensor | None, prompts_per_mixture: int,
+               text_embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """The prompt-dependent part, for ``B * P`` prompts (mixture-major) on the ``B`` encoded mixtures
+        (``text_embedding`` ``(B * P, embedding_dim)`` is needed with ``decoder_film``)."""
         levels = self.levels()
-        pooled = _pooled_tokens(tokens, mask) if levels[-1].film is not None else None
         features = features.repeat_interleave(prompts_per_mixture, dim=0)
         inner_skips = []
         for level in levels[self.first_conditioned:]:
@@ -154,20 +157,13 @@ class ConditionalUNet(nn.Module):
         shared = [skip.repeat_interleave(prompts_per_mixture, dim=0) for skip in skips]
         all_skips = shared + inner_skips
         for index in range(len(levels) - 1, -1, -1):
-            features = levels[index].up(features, pooled)
+            features = levels[index].up(features, text_embedding)
             if index > 0:
                 features = torch.cat([all_skips[index], features], dim=1)
         return features
 
     def forward(self, log_magnitude: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor | None = None,
-                prompts_per_mixture: int = 1) -> torch.Tensor:
+                prompts_per_mixture: int = 1, text_embedding: torch.Tensor | None = None) -> torch.Tensor:
         features, skips = self.encode(log_magnitude)
-        return self.decode(features, skips, tokens, mask, prompts_per_mixture)
+        return self.decode(features, skips, tokens, mask, prompts_per_mixture, text_embedding)
 
-
-def _pooled_tokens(tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean of the real tokens ``(B, L, D)`` -> ``(B, D)`` (all tokens when there is no mask)."""
-    if mask is None:
-        return tokens.mean(1)
-    weights = mask.to(tokens.dtype)[..., None]
-    return (tokens * weights).sum(1) / weights.sum(1).clamp_min(1)
