@@ -102,27 +102,27 @@ AUDIBLE_SOURCE_DB = -30.0
 
 
 @torch.no_grad()
-def validation_sdr(model, grounding: GroundingModel, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-source SI-SDR (dB) of the estimates and of the unprocessed mixture, for the sources that are audible
-    in their mixture (energy above ``AUDIBLE_SOURCE_DB`` relative to it); flat tensors of equal length."""
+def validation_scores(model, grounding: GroundingModel, batch: dict) -> dict[str, torch.Tensor]:
+    """Per-source scores in dB of the sources audible in their mixture (energy above ``AUDIBLE_SOURCE_DB``
+    relative to it): ``sdr`` (bss_eval, no permutation: the paper's metric) and ``si_sdr`` of the estimates, and
+    ``mixture_sdr``, ``mixture_si_sdr`` of the unprocessed mixture; flat float64 tensors of equal length."""
+    from bisep.evaluate.metrics import score_composition
+
     separator = getattr(model, "module", model)
     device = next(separator.parameters()).device
     mixture, sources = batch["mixture"].to(device), batch["sources"].to(device)
     prompts = [prompt for item in batch["prompts"] for prompt in item]
     text = _encode(grounding, prompts, device)
-    estimates = separator(mixture, text)["waveforms"]
+    estimates = separator(mixture, text)["waveforms"].double().cpu().numpy()
     audible = sources.pow(2).sum(-1) > mixture.pow(2).sum(-1, keepdim=True) * 10 ** (AUDIBLE_SOURCE_DB / 10)
-    mixture_sdr = signal_to_distortion(mixture[:, None].expand_as(sources), sources)
-    return signal_to_distortion(estimates, sources)[audible], mixture_sdr[audible]
-
-
-def signal_to_distortion(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Scale-invariant SDR in dB over the last axis (fast, for validation).
-
-    Scale-invariant so that a mask of 0.5 everywhere does not score 3 dB above the mixture it leaves
-    unseparated (a plain SNR would reward that); ``bisep evaluate`` reports bss_eval SDR as well.
-    """
-    scale = (estimate * reference).sum(-1, keepdim=True) / reference.pow(2).sum(-1, keepdim=True).clamp_min(1e-10)
-    target = scale * reference
-    error = (estimate - target).pow(2).sum(-1).clamp_min(1e-10)
-    return 10 * torch.log10(target.pow(2).sum(-1).clamp_min(1e-10) / error)
+    mixtures, references = mixture.double().cpu().numpy(), sources.double().cpu().numpy()
+    scores: dict[str, list[float]] = {"sdr": [], "si_sdr": [], "mixture_sdr": [], "mixture_si_sdr": []}
+    for index in range(len(mixtures)):
+        keep = audible[index].cpu().numpy()
+        if not keep.any():
+            continue
+        result = score_composition(references[index], {"model": estimates[index]}, mixtures[index])
+        for prefix, method in (("", "model"), ("mixture_", "mixture")):
+            for metric in ("sdr", "si_sdr"):
+                scores[prefix + metric] += [v for v, k in zip(result[method][metric], keep) if k]
+    return {name: torch.tensor(values, dtype=torch.float64) for name, values in scores.items()}

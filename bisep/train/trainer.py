@@ -33,7 +33,7 @@ from bisep.train.checkpoint import (
 )
 from bisep.train.config import TrainConfig
 from bisep.train.distributed import GlobalBatchSampler, setup_distributed
-from bisep.train.objectives import supervised_terms, total_loss, validation_sdr, weak_terms
+from bisep.train.objectives import supervised_terms, total_loss, validation_scores, weak_terms
 
 
 class Trainer:
@@ -209,23 +209,26 @@ class Trainer:
         self.model.eval()
 
     def validate(self) -> dict[str, float]:
-        """Mean SI-SDR of the estimates and of the unprocessed mixture on the validation compositions."""
+        """Mean SDR (bss_eval) and SI-SDR of the estimates and of the unprocessed mixture on the validation
+        compositions, and their improvements (``sdri``, ``si_sdri``)."""
         self.recalibrate_batch_norm()
         limit = self.config.data.validation_items or len(self.validation)
         indices = list(range(self.dist.rank, min(limit, len(self.validation)), self.dist.world_size))
-        sums = torch.zeros(3, dtype=torch.float64)
+        names = ("sdr", "mixture_sdr", "si_sdr", "mixture_si_sdr")
+        sums = torch.zeros(len(names) + 1, dtype=torch.float64)
         examples = []
         for start in range(0, len(indices), self.config.optim.batch_size):
             batch = collate_mixtures([self.validation[i] for i in indices[start:start + self.config.optim.batch_size]])
-            estimate_sdr, mixture_sdr = validation_sdr(self.model, self.grounding, batch)
-            sums += torch.tensor([estimate_sdr.sum().item(), mixture_sdr.sum().item(), estimate_sdr.numel()],
+            scores = validation_scores(self.model, self.grounding, batch)
+            sums += torch.tensor([scores[name].sum().item() for name in names] + [scores["sdr"].numel()],
                                  dtype=torch.float64)
             if not examples:
                 examples = batch
         sums = self.dist.sum(sums).cpu()
-        count = max(sums[2].item(), 1)
-        result = {"sdr": sums[0].item() / count, "mixture_sdr": sums[1].item() / count}
+        count = max(sums[-1].item(), 1)
+        result = {name: sums[index].item() / count for index, name in enumerate(names)}
         result["sdri"] = result["sdr"] - result["mixture_sdr"]
+        result["si_sdri"] = result["si_sdr"] - result["mixture_si_sdr"]
         if self.writer is not None and examples:
             self._write_audio_examples(examples)
         return result
@@ -340,8 +343,8 @@ class Trainer:
             for key, value in metrics.items():
                 self.writer.add_scalar(f"validation/{key}", value, self.global_step)
             self.writer.flush()
-        self.log(f"epoch {self.epoch}: validation SI-SDR {metrics['sdr']:.2f} dB "
-                 f"(mixture {metrics['mixture_sdr']:.2f} dB, improvement {metrics['sdri']:.2f} dB)")
+        self.log(f"epoch {self.epoch}: validation SDR {metrics['sdr']:.2f} dB (mixture {metrics['mixture_sdr']:.2f} "
+                 f"dB, improvement {metrics['sdri']:+.2f} dB); SI-SDR improvement {metrics['si_sdri']:+.2f} dB")
         if metrics["sdr"] > self.best_sdr:
             self.best_sdr = metrics["sdr"]
             self.save("best", with_state=False)
