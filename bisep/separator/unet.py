@@ -7,7 +7,9 @@ the last ``conditioned_levels`` levels the text-conditioning blocks. Up: bilinea
 BatchNorm, ReLU (the outermost level ends at its conv), then concatenation with the level's input (skip).
 
 Everything above the first conditioned level depends only on the mixture, so :meth:`ConditionalUNet.forward`
-runs it once per mixture and repeats its outputs for that mixture's prompts.
+runs it once per mixture. On the way up, those levels' skips are prompt-independent too: an up level's first
+convolution is split by input channels, and the skip's share of it (with the skip's upsampling) is computed once
+per mixture, the decoded features' share once per prompt. The sum is the same convolution.
 """
 
 from __future__ import annotations
@@ -36,6 +38,27 @@ class ResidualBlock(nn.Module):
         if not self.layers:
             return features
         return nn.functional.leaky_relu(features + self.res_layers(features), 0.2)
+
+    def shared_share(self, shared: torch.Tensor) -> torch.Tensor | None:
+        """The first convolution's response to the leading ``shared.shape[1]`` input channels, bias included."""
+        if not self.layers:
+            return None
+        conv = self.res_layers[0][0]
+        return nn.functional.conv2d(shared, conv.weight[:, : shared.shape[1]], conv.bias, padding=conv.padding)
+
+    def forward_split(self, shared: torch.Tensor, shared_response: torch.Tensor | None, rest: torch.Tensor,
+                      repeats: int) -> torch.Tensor:
+        """``forward(cat([shared, rest]))`` when ``shared`` ``(B, Cs, H, W)`` (with its :meth:`shared_share`) is the
+        same for ``repeats`` consecutive items of ``rest`` ``(B * repeats, C - Cs, H, W)``."""
+        features = torch.cat([shared.repeat_interleave(repeats, dim=0), rest], dim=1)
+        if not self.layers:
+            return features
+        first_stage = self.res_layers[0]
+        response = nn.functional.conv2d(rest, first_stage[0].weight[:, shared.shape[1]:], None,
+                                        padding=first_stage[0].padding)
+        response = (response.unflatten(0, (-1, repeats)) + shared_response[:, None]).flatten(0, 1)
+        residual = self.res_layers[1:](first_stage[1:](response))
+        return nn.functional.leaky_relu(features + residual, 0.2)
 
 
 class UNetLevel(nn.Module):
@@ -66,11 +89,28 @@ class UNetLevel(nn.Module):
         return features
 
     def up(self, features: torch.Tensor) -> torch.Tensor:
-        features = nn.functional.interpolate(features, scale_factor=2, mode="bilinear", align_corners=True)
-        features = self.upconv(self.upresblock(features))
+        return self._finish_up(self.upresblock(_upsample(features)))
+
+    def shared_skip(self, skip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The prompt-independent part of :meth:`up_after_skip` for one mixture's skip ``(B, Cs, H, W)``."""
+        upsampled = _upsample(skip)
+        return upsampled, self.upresblock.shared_share(upsampled)
+
+    def up_after_skip(self, shared_skip: tuple[torch.Tensor, torch.Tensor | None], features: torch.Tensor,
+                      repeats: int) -> torch.Tensor:
+        """``up(cat([skip, features]))`` with the skip's share precomputed by :meth:`shared_skip`."""
+        upsampled, response = shared_skip
+        return self._finish_up(self.upresblock.forward_split(upsampled, response, _upsample(features), repeats))
+
+    def _finish_up(self, features: torch.Tensor) -> torch.Tensor:
+        features = self.upconv(features)
         if self.outermost:
             return features
         return nn.functional.relu(self.upnorm(features))
+
+
+def _upsample(features: torch.Tensor) -> torch.Tensor:
+    return nn.functional.interpolate(features, scale_factor=2, mode="bilinear", align_corners=True)
 
 
 class ConditionalUNet(nn.Module):
@@ -128,19 +168,24 @@ class ConditionalUNet(nn.Module):
 
     def decode(self, features: torch.Tensor, skips: list[torch.Tensor], tokens: torch.Tensor,
                mask: torch.Tensor | None, prompts_per_mixture: int) -> torch.Tensor:
-        """The prompt-dependent part, for ``B * P`` prompts (mixture-major) on the ``B`` encoded mixtures."""
+        """The prompt-dependent part, for ``B * P`` prompts (mixture-major) on the ``B`` encoded mixtures.
+
+        Level ``i``'s up path starts from ``cat([skip of level i + 1, features from below])``; the skips of the
+        levels up to the first conditioned one are prompt-independent (``skips`` and the encoder's output)."""
         levels = self.levels()
+        shared_skips = [*skips[1:], features]
         features = features.repeat_interleave(prompts_per_mixture, dim=0)
         inner_skips = []
         for level in levels[self.first_conditioned:]:
             inner_skips.append(features)
             features = level.down(features, tokens, mask)
-        shared = [skip.repeat_interleave(prompts_per_mixture, dim=0) for skip in skips]
-        all_skips = shared + inner_skips
-        for index in range(len(levels) - 1, -1, -1):
-            features = levels[index].up(features)
-            if index > 0:
-                features = torch.cat([all_skips[index], features], dim=1)
+        features = levels[-1].up(features)
+        for index in range(len(levels) - 2, -1, -1):
+            if index < self.first_conditioned:
+                shared = levels[index].shared_skip(shared_skips[index])
+                features = levels[index].up_after_skip(shared, features, prompts_per_mixture)
+            else:
+                features = levels[index].up(torch.cat([inner_skips[index + 1 - self.first_conditioned], features], 1))
         return features
 
     def forward(self, log_magnitude: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor | None = None,
