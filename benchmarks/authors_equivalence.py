@@ -9,7 +9,8 @@ conditional U-Net) and ``models/synthesizer_net.py`` (the mask head) are importe
 ``utils`` module (which needs OpenCV and moviepy, unused by the network) is stood in for when it cannot be
 imported. Their forward pass is the one of their ``demo.py``: ``sigmoid(fc(text embedding))`` as the mask head's
 condition, ``net_sound(log1p(|STFT|), RoBERTa hidden states)`` (all 77 positions) and ``sigmoid(InnerProd)``,
-one prompt per call. bisep runs all prompts in one call with its shared prompt-independent encoder.
+one prompt per call. bisep runs all prompts in one call with its shared prompt-independent encoder. When
+``torchlibrosa`` (their demo's STFT) is installed, the spectrogram and the inverse STFT are compared too.
 """
 
 from __future__ import annotations
@@ -94,6 +95,22 @@ def authors_masks(modules, magnitude: torch.Tensor, tokens: torch.Tensor, embedd
     return torch.stack(masks)
 
 
+def compare_with_torchlibrosa(ours: TextQueriedSeparator, mixture: torch.Tensor) -> None:
+    """Their demo's STFT (torchlibrosa, magnitude transposed to frequency x time) against bisep's."""
+    try:
+        from torchlibrosa.stft import ISTFT, STFT, magphase
+    except ImportError:
+        print("torchlibrosa is not installed: STFT not compared")
+        return
+    real, imag = STFT(n_fft=1022, hop_length=256, freeze_parameters=True)(mixture)
+    theirs = magphase(real, imag)[0].transpose(-1, -2)[0, 0]
+    mine = ours.stft(mixture).abs()[0]
+    inverse = ISTFT(n_fft=1022, hop_length=256, freeze_parameters=True)(real, imag, mixture.shape[-1])
+    mine_inverse = ours.istft(ours.stft(mixture), mixture.shape[-1])
+    print(f"STFT magnitude max abs difference {(theirs - mine).abs().max().item():.3g} "
+          f"(peak {theirs.max().item():.3g}); inverse STFT {(inverse - mine_inverse).abs().max().item():.3g}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkout", type=Path, help="your checkout of microsoft/BiModalAudioSeparation")
@@ -111,6 +128,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(args.seed + 1)
     mixture = 0.1 * torch.randn(1, SECONDS_SAMPLES, generator=generator)
     magnitude = ours.stft(mixture).abs()[0]
+    compare_with_torchlibrosa(ours, mixture)
     tokens = torch.randn(args.prompts, CONTEXT, PAPER_SEPARATOR.token_dim, generator=generator)
     embedding = nn.functional.normalize(torch.randn(args.prompts, PAPER_SEPARATOR.embedding_dim,
                                                     generator=generator), dim=-1)
@@ -121,10 +139,9 @@ def main() -> None:
         for module in (*modules.values(), ours):
             module.to(dtype)
         theirs = authors_masks(modules, magnitude.to(dtype), tokens.to(dtype), embedding.to(dtype))
+        typed_text = TextFeatures(text.embedding.to(dtype), text.tokens.to(dtype), text.mask)
         with torch.inference_mode():
-            mine = ours.masks(magnitude[None].to(dtype), TextFeatures(*(t.to(dtype) if t.is_floating_point() else t
-                                                                        for t in (text.embedding, text.tokens, text.mask))),
-                              args.prompts)[0]
+            mine = ours.masks(magnitude[None].to(dtype), typed_text, args.prompts)[0]
         difference = (theirs - mine).abs().max().item()
         spread = theirs.std().item()
         print(f"{str(dtype):14s} masks max abs difference {difference:.3g} (mask std {spread:.3g}, "

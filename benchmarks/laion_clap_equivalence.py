@@ -44,7 +44,8 @@ def import_laion(source: Path):
     try:
         import torchvision  # noqa: F401
     except ImportError:
-        stand_ins = {name: types.ModuleType(name) for name in ("torchvision", "torchvision.ops", "torchvision.ops.misc")}
+        names = ("torchvision", "torchvision.ops", "torchvision.ops.misc")
+        stand_ins = {name: types.ModuleType(name) for name in names}
         stand_ins["torchvision.ops.misc"].FrozenBatchNorm2d = type("FrozenBatchNorm2d", (), {})
         for name, module in stand_ins.items():
             module.__spec__ = importlib.machinery.ModuleSpec(name, None)

@@ -11,7 +11,8 @@ Compares, with the same random weights and inputs, in one run:
   the STFT, mask and inverse STFT around it (bisep's STFT modules stand in for torchlibrosa's; their demo's
   spectrogram images are not drawn).
 Text features are random (77 tokens, as LAION-CLAP pads prompts): no text tower is timed. Median of
-``--repeats`` runs after one warm-up.
+``--repeats`` runs after one warm-up. The floating-point operations of each run (PyTorch's FLOP counter) show
+how much of the work the prompts can share.
 """
 
 from __future__ import annotations
@@ -82,16 +83,26 @@ def main() -> None:
     if authors is not None:
         results["authors"] = authors_demo
     outputs = {name: function() for name, function in results.items()}
+    gigaflops = {name: counted_gigaflops(function) for name, function in results.items()}
     seconds = {name: median_seconds(function, args.repeats, warmups=1) for name, function in results.items()}
     clip = SAMPLES / PAPER_SEPARATOR.sample_rate
-    print(f"## Paper preset, one {clip:.2f} s clip, {args.prompts} prompts ({platform.processor() or platform.machine()}, "
-          f"{args.threads} threads, torch {torch.__version__})\n")
-    print("| run | seconds | real-time factor | speed-up vs naive | max abs difference to naive |")
-    print("| --- | --- | --- | --- | --- |")
+    machine = platform.processor() or platform.machine()
+    print(f"## Paper preset, one {clip:.2f} s clip, {args.prompts} prompts ({machine}, {args.threads} threads, "
+          f"torch {torch.__version__})\n")
+    print("| run | seconds | real-time factor | speed-up vs naive | GFLOP | max abs difference to naive |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for name in results:
         difference = float((outputs[name] - outputs["naive"]).abs().max())
         print(f"| {name} | {seconds[name]:.2f} | {seconds[name] / clip:.2f} | {seconds['naive'] / seconds[name]:.2f}x "
-              f"| {difference:.2g} |")
+              f"| {gigaflops[name]:.0f} | {difference:.2g} |")
+
+
+def counted_gigaflops(function) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        function()
+    return counter.get_total_flops() / 1e9
 
 
 if __name__ == "__main__":

@@ -122,7 +122,8 @@ def import_authors(checkpoint: str | Path, out: str | Path, clap: str | Path | N
             provenance["grounding_source"] = {"file": str(source.resolve()), "sha256": sha256_file(source)}
         elif clap_state:
             source, state = checkpoint, clap_state
-            provenance["grounding_source"] = {"file": str(checkpoint.resolve()), "prefix": DDP_PREFIX + AUTHORS_CLAP_PREFIX}
+            provenance["grounding_source"] = {"file": str(checkpoint.resolve()),
+                                              "prefix": DDP_PREFIX + AUTHORS_CLAP_PREFIX}
         else:
             raise BisepError(f"{WHAT} {checkpoint}: holds no LAION-CLAP (net_clap.model.*); pass --clap with a "
                              "transformers ClapModel folder or LAION-CLAP's music_audioset_epoch_15_esc_90.14.pt")

@@ -93,8 +93,8 @@ def test_folder_loads_offline_as_grounding(converted, tmp_path, reference):
 
 def test_checkpoint_file_with_ddp_prefix_and_numpy_scalars(laion_state, tmp_path):
     path = tmp_path / "laion.pt"
-    torch.save({"epoch": 15, "best": np.float64(90.14), "state_dict": {"module." + k: v for k, v in laion_state.items()}},
-               path)
+    state = {"module." + key: value for key, value in laion_state.items()}
+    torch.save({"epoch": 15, "best": np.float64(90.14), "state_dict": state}, path)
     assert read_laion_checkpoint(path).keys() == laion_state.keys()
 
 
