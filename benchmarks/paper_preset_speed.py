@@ -11,7 +11,8 @@ Compares, with the same random weights and inputs, in one run:
   the STFT, mask and inverse STFT around it (bisep's STFT modules stand in for torchlibrosa's; their demo's
   spectrogram images are not drawn).
 Text features are random (77 tokens, as LAION-CLAP pads prompts): no text tower is timed. Median of
-``--repeats`` runs after one warm-up. The floating-point operations of each run (PyTorch's FLOP counter) show
+``--repeats`` rounds after one warm-up; each round runs every variant once, so a machine shared with other jobs
+slows all of them alike. The floating-point operations of each run (PyTorch's FLOP counter) show
 how much of the work the prompts can share.
 """
 
@@ -20,12 +21,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
+import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from timing import median_seconds
 
 from bisep.grounding.base import TextFeatures
 from bisep.importers.authors import PAPER_SEPARATOR, split_authors_state
@@ -84,7 +86,7 @@ def main() -> None:
         results["authors"] = authors_demo
     outputs = {name: function() for name, function in results.items()}
     gigaflops = {name: counted_gigaflops(function) for name, function in results.items()}
-    seconds = {name: median_seconds(function, args.repeats, warmups=1) for name, function in results.items()}
+    seconds = interleaved_median_seconds(results, args.repeats)
     clip = SAMPLES / PAPER_SEPARATOR.sample_rate
     machine = platform.processor() or platform.machine()
     print(f"## Paper preset, one {clip:.2f} s clip, {args.prompts} prompts ({machine}, {args.threads} threads, "
@@ -95,6 +97,18 @@ def main() -> None:
         difference = float((outputs[name] - outputs["naive"]).abs().max())
         print(f"| {name} | {seconds[name]:.2f} | {seconds[name] / clip:.2f} | {seconds['naive'] / seconds[name]:.2f}x "
               f"| {gigaflops[name]:.0f} | {difference:.2g} |")
+
+
+def interleaved_median_seconds(functions: dict, repeats: int) -> dict[str, float]:
+    for function in functions.values():
+        function()
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            started = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def counted_gigaflops(function) -> float:
