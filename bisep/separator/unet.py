@@ -49,16 +49,19 @@ class ResidualBlock(nn.Module):
     def forward_split(self, shared: torch.Tensor, shared_response: torch.Tensor | None, rest: torch.Tensor,
                       repeats: int) -> torch.Tensor:
         """``forward(cat([shared, rest]))`` when ``shared`` ``(B, Cs, H, W)`` (with its :meth:`shared_share`) is the
-        same for ``repeats`` consecutive items of ``rest`` ``(B * repeats, C - Cs, H, W)``."""
-        features = torch.cat([shared.repeat_interleave(repeats, dim=0), rest], dim=1)
+        same for ``repeats`` consecutive items of ``rest`` ``(B * repeats, C - Cs, H, W)``. Sums are taken in
+        place, so the concatenated input is never built."""
         if not self.layers:
-            return features
+            return torch.cat([shared.repeat_interleave(repeats, dim=0), rest], dim=1)
+        channels = shared.shape[1]
         first_stage = self.res_layers[0]
-        response = nn.functional.conv2d(rest, first_stage[0].weight[:, shared.shape[1]:], None,
+        response = nn.functional.conv2d(rest, first_stage[0].weight[:, channels:], None,
                                         padding=first_stage[0].padding)
-        response = (response.unflatten(0, (-1, repeats)) + shared_response[:, None]).flatten(0, 1)
+        response.unflatten(0, (-1, repeats)).add_(shared_response[:, None])
         residual = self.res_layers[1:](first_stage[1:](response))
-        return nn.functional.leaky_relu(features + residual, 0.2)
+        residual[:, :channels].unflatten(0, (-1, repeats)).add_(shared[:, None])
+        residual[:, channels:].add_(rest)
+        return nn.functional.leaky_relu_(residual, 0.2)
 
 
 class UNetLevel(nn.Module):
@@ -171,7 +174,8 @@ class ConditionalUNet(nn.Module):
         """The prompt-dependent part, for ``B * P`` prompts (mixture-major) on the ``B`` encoded mixtures.
 
         Level ``i``'s up path starts from ``cat([skip of level i + 1, features from below])``; the skips of the
-        levels up to the first conditioned one are prompt-independent (``skips`` and the encoder's output)."""
+        levels up to the first conditioned one are prompt-independent (``skips`` and the encoder's output), and
+        with several prompts their share of the up path is computed once per mixture."""
         levels = self.levels()
         shared_skips = [*skips[1:], features]
         features = features.repeat_interleave(prompts_per_mixture, dim=0)
@@ -181,11 +185,13 @@ class ConditionalUNet(nn.Module):
             features = level.down(features, tokens, mask)
         features = levels[-1].up(features)
         for index in range(len(levels) - 2, -1, -1):
-            if index < self.first_conditioned:
+            if index < self.first_conditioned and prompts_per_mixture > 1:
                 shared = levels[index].shared_skip(shared_skips[index])
                 features = levels[index].up_after_skip(shared, features, prompts_per_mixture)
             else:
-                features = levels[index].up(torch.cat([inner_skips[index + 1 - self.first_conditioned], features], 1))
+                skip = (shared_skips[index] if index < self.first_conditioned
+                        else inner_skips[index + 1 - self.first_conditioned])
+                features = levels[index].up(torch.cat([skip, features], 1))
         return features
 
     def forward(self, log_magnitude: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor | None = None,

@@ -43,11 +43,18 @@ def test_split_up_path_equals_the_concatenated_one(res_layers, conditioned_level
             module.running_mean.normal_()
             module.running_var.uniform_(0.5, 1.5)
     log_magnitude = torch.rand(2, 1, 64, 32, dtype=torch.float64)
-    tokens = torch.randn(6, 3, 6, dtype=torch.float64)
+    tokens = torch.randn(6, 3, 6, dtype=torch.float64, requires_grad=True)
     split = unet(log_magnitude, tokens, None, 3)
     reference = concatenated_walk(unet, log_magnitude, tokens, None, 3)
     assert split.shape == (6, 4, 64, 32)
     assert torch.allclose(split, reference, atol=1e-10)
+    weights = torch.randn_like(split)
+    inputs = [tokens, *(parameter for parameter in unet.parameters() if parameter.requires_grad)]
+    split_gradients = torch.autograd.grad((split * weights).sum(), inputs, allow_unused=True)
+    reference_gradients = torch.autograd.grad((reference * weights).sum(), inputs, allow_unused=True)
+    for mine, expected in zip(split_gradients, reference_gradients):
+        assert (mine is None) == (expected is None)
+        assert mine is None or torch.allclose(mine, expected, atol=1e-9)
 
 
 @pytest.mark.parametrize("conditioning", ["ca", "sa", "sca", "cat", "sca_cat", "identity"])
