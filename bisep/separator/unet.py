@@ -39,7 +39,7 @@ class ResidualBlock(nn.Module):
             return features
         return nn.functional.leaky_relu(features + self.res_layers(features), 0.2)
 
-    def shared_share(self, shared: torch.Tensor) -> torch.Tensor | None:
+    def leading_channels_response(self, shared: torch.Tensor) -> torch.Tensor | None:
         """The first convolution's response to the leading ``shared.shape[1]`` input channels, bias included."""
         if not self.layers:
             return None
@@ -48,9 +48,9 @@ class ResidualBlock(nn.Module):
 
     def forward_split(self, shared: torch.Tensor, shared_response: torch.Tensor | None, rest: torch.Tensor,
                       repeats: int) -> torch.Tensor:
-        """``forward(cat([shared, rest]))`` when ``shared`` ``(B, Cs, H, W)`` (with its :meth:`shared_share`) is the
-        same for ``repeats`` consecutive items of ``rest`` ``(B * repeats, C - Cs, H, W)``. Sums are taken in
-        place, so the concatenated input is never built."""
+        """``forward(cat([shared, rest]))`` when ``shared`` ``(B, Cs, H, W)`` (with its
+        :meth:`leading_channels_response`) is the same for ``repeats`` consecutive items of ``rest``
+        ``(B * repeats, C - Cs, H, W)``. Sums are taken in place, so the concatenated input is never built."""
         if not self.layers:
             return torch.cat([shared.repeat_interleave(repeats, dim=0), rest], dim=1)
         channels = shared.shape[1]
@@ -97,7 +97,7 @@ class UNetLevel(nn.Module):
     def shared_skip(self, skip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The prompt-independent part of :meth:`up_after_skip` for one mixture's skip ``(B, Cs, H, W)``."""
         upsampled = _upsample(skip)
-        return upsampled, self.upresblock.shared_share(upsampled)
+        return upsampled, self.upresblock.leading_channels_response(upsampled)
 
     def up_after_skip(self, shared_skip: tuple[torch.Tensor, torch.Tensor | None], features: torch.Tensor,
                       repeats: int) -> torch.Tensor:
