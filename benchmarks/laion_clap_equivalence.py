@@ -27,13 +27,18 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "importers"))
 
-from tiny_laion_clap import REFERENCE, TEXT_HEADS, TINY, random_laion_state, reference_inputs  # noqa: E402
+from tiny_laion_clap import (  # noqa: E402
+    HIDDEN_POSITIONS,
+    HIDDEN_WIDTH,
+    REFERENCE,
+    TEXT_HEADS,
+    TINY,
+    converted_outputs,
+    random_laion_state,
+    reference_inputs,
+)
 
-from bisep.grounding.clap_features import ClapLogMel  # noqa: E402
 from bisep.importers.laion_clap import convert_laion_clap  # noqa: E402
-
-HIDDEN_POSITIONS = [0, 3, 10, 76]
-HIDDEN_WIDTH = 16
 
 
 def import_laion(source: Path):
@@ -83,19 +88,6 @@ def laion_outputs(model, clips, ids, mask) -> dict:
     text = model.get_text_embedding({"input_ids": ids.clone(), "attention_mask": mask.clone()})
     hidden = model.text_branch(input_ids=ids, attention_mask=mask).last_hidden_state
     return {"audio": audio, "text": text, "hidden": hidden[:, HIDDEN_POSITIONS, :HIDDEN_WIDTH],
-            "logit_scale_a": model.logit_scale_a.exp(), "logit_scale_t": model.logit_scale_t.exp()}
-
-
-@torch.no_grad()
-def converted_outputs(model, clips, ids, mask) -> dict:
-    """The converted ClapModel as bisep's ClapGrounding runs it (bisep's front end for audio)."""
-    features = ClapLogMel()(clips)
-    is_longer = torch.zeros(clips.shape[0], 1, dtype=torch.bool)
-    audio = model.audio_projection(model.audio_model(input_features=features, is_longer=is_longer).pooler_output)
-    text_output = model.text_model(input_ids=ids, attention_mask=mask)
-    text = model.text_projection(text_output.pooler_output)
-    return {"audio": torch.nn.functional.normalize(audio, dim=-1), "text": torch.nn.functional.normalize(text, dim=-1),
-            "hidden": text_output.last_hidden_state[:, HIDDEN_POSITIONS, :HIDDEN_WIDTH],
             "logit_scale_a": model.logit_scale_a.exp(), "logit_scale_t": model.logit_scale_t.exp()}
 
 

@@ -183,3 +183,23 @@ def test_conversion_without_tokenizer_names_the_files(checkpoint, tmp_path, caps
 def test_existing_output_needs_overwrite(imported, checkpoint, tokenizer, capsys):
     assert run(["import", "authors", str(checkpoint), "--out", str(imported), "--tokenizer", str(tokenizer)]) == 2
     assert "--overwrite" in one_error_line(capsys)
+
+
+@pytest.mark.slow
+def test_clap_given_as_laion_file_or_transformers_folder(authors_state, tokenizer, tmp_path):
+    """``--clap LAION.pt`` converts that file; ``--clap FOLDER`` references a transformers folder by its path."""
+    checkpoint = tmp_path / "separator-only.pth.tar"
+    torch.save({"state_dict": {f"module.{key}": value for key, value in authors_state.items()}}, checkpoint)
+    laion_file = tmp_path / "music_audioset_epoch_15_esc_90.14.pt"
+    torch.save({"epoch": 15, "state_dict": {f"module.{k}": v for k, v in clap_in_joint_space_512().items()}},
+               laion_file)
+    converted = tmp_path / "from-file"
+    assert run(["import", "authors", str(checkpoint), "--clap", str(laion_file), "--tokenizer", str(tokenizer),
+                "--out", str(converted)]) == 0
+    source = json.loads((converted / "config.json").read_text())["provenance"]["grounding_source"]
+    assert source["file"] == str(laion_file.resolve()) and source["sha256"]
+    referenced = tmp_path / "from-folder"
+    assert run(["import", "authors", str(checkpoint), "--clap", str(converted / "clap"), "--out", str(referenced)]) == 0
+    provenance = json.loads((referenced / "config.json").read_text())["provenance"]
+    assert provenance["grounding"] == f"clap:{(converted / 'clap').resolve()}" and not (referenced / "clap").exists()
+    assert Separator.from_pretrained(referenced, device="cpu").grounding.pad_to_context

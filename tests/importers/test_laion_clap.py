@@ -8,6 +8,7 @@ LAION's source, torchlibrosa and librosa; CI needs none of them).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,13 +25,13 @@ from bisep.importers.laion_clap import (  # noqa: E402
     read_laion_checkpoint,
     save_clap_folder,
 )
-from tiny_laion_clap import TEXT_HEADS, load_reference, random_laion_state, reference_inputs  # noqa: E402
-
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from laion_clap_equivalence import converted_outputs  # noqa: E402
+from tiny_laion_clap import (  # noqa: E402
+    TEXT_HEADS,
+    converted_outputs,
+    load_reference,
+    random_laion_state,
+    reference_inputs,
+)
 
 
 @pytest.fixture(scope="module")

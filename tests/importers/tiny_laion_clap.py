@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from bisep.grounding.clap_features import slaney_mel_filters
+from bisep.grounding.clap_features import ClapLogMel, slaney_mel_filters
 
 REFERENCE = Path(__file__).parent / "data" / "laion_clap_tiny.json"
 # The tiny source model's sizes (LAION's own class names and arguments).
@@ -24,6 +24,9 @@ TINY = dict(
     joint=32,
 )
 TEXT_HEADS = TINY["roberta"]["num_attention_heads"]
+# RoBERTa states compared: these positions (real tokens and padding) and the first channels.
+HIDDEN_POSITIONS = [0, 3, 10, 76]
+HIDDEN_WIDTH = 16
 
 
 def swin_relative_position_index(window: int) -> torch.Tensor:
@@ -76,3 +79,16 @@ def reference_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def load_reference() -> dict:
     return json.loads(REFERENCE.read_text())
+
+
+@torch.no_grad()
+def converted_outputs(model, clips, ids, mask) -> dict:
+    """The converted ClapModel as bisep's ClapGrounding runs it (bisep's front end for audio)."""
+    features = ClapLogMel()(clips)
+    is_longer = torch.zeros(clips.shape[0], 1, dtype=torch.bool)
+    audio = model.audio_projection(model.audio_model(input_features=features, is_longer=is_longer).pooler_output)
+    text_output = model.text_model(input_ids=ids, attention_mask=mask)
+    text = model.text_projection(text_output.pooler_output)
+    return {"audio": torch.nn.functional.normalize(audio, dim=-1), "text": torch.nn.functional.normalize(text, dim=-1),
+            "hidden": text_output.last_hidden_state[:, HIDDEN_POSITIONS, :HIDDEN_WIDTH],
+            "logit_scale_a": model.logit_scale_a.exp(), "logit_scale_t": model.logit_scale_t.exp()}
