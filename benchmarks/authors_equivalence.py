@@ -128,13 +128,13 @@ def main() -> None:
     generator = torch.Generator().manual_seed(args.seed + 1)
     mixture = 0.1 * torch.randn(1, SECONDS_SAMPLES, generator=generator)
     magnitude = ours.stft(mixture).abs()[0]
-    compare_with_torchlibrosa(ours, mixture)
     tokens = torch.randn(args.prompts, CONTEXT, PAPER_SEPARATOR.token_dim, generator=generator)
     embedding = nn.functional.normalize(torch.randn(args.prompts, PAPER_SEPARATOR.embedding_dim,
                                                     generator=generator), dim=-1)
     text = TextFeatures(embedding, tokens, torch.ones(args.prompts, CONTEXT, dtype=torch.bool))
     print(f"authors' code: {args.checkout}; spectrogram {tuple(magnitude.shape)}, {args.prompts} prompts x "
           f"{CONTEXT} tokens; {len(separator_state)} tensors through bisep's key mapping")
+    compare_with_torchlibrosa(ours, mixture)
     for dtype in (torch.float32, torch.float64) if args.double else (torch.float32,):
         for module in (*modules.values(), ours):
             module.to(dtype)
