@@ -433,6 +433,28 @@ def _expand_inputs(inputs, suffixes) -> list[Path]:
     return files
 
 
+@app.group("import")
+def import_group() -> None:
+    """Bring models trained elsewhere into bisep model folders."""
+
+
+@import_group.command("authors")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The bisep model folder to write.")
+@click.option("--clap", type=click.Path(path_type=Path),
+              help="LAION-CLAP: a transformers ClapModel folder, or LAION's checkpoint file (converted). "
+                   "Default: the LAION-CLAP inside CHECKPOINT.")
+@click.option("--tokenizer", type=click.Path(path_type=Path),
+              help="Folder with roberta-base's tokenizer files (needed when converting LAION-CLAP).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+def import_authors(checkpoint, out, clap, tokenizer, overwrite) -> None:
+    """Import the paper authors' released separator (model_weights.pth.tar) with its LAION-CLAP."""
+    from bisep.importers.authors import import_authors as run_import
+
+    folder = run_import(checkpoint, out, clap=clap, tokenizer=tokenizer, overwrite=overwrite)
+    click.echo(f"wrote {folder}; separate with: bisep separate --model {folder} -q PROMPT -o OUT FILE")
+
+
 def warn(message: str) -> None:
     print(f"bisep: warning: {message}", file=sys.stderr)
 

@@ -54,18 +54,31 @@ def check_prompts(prompts: Sequence[str]) -> list[str]:
 class GroundingModel(nn.Module, ABC):
     """A frozen-able audio-language model.
 
-    Subclasses set ``name``, ``sample_rate`` (Hz the audio tower expects), ``embedding_dim`` and ``token_dim``,
-    and implement :meth:`_encode_text_batch` and :meth:`_embed_audio`.
+    Subclasses set ``name``, ``sample_rate`` (Hz the audio tower expects), ``embedding_dim``, ``token_dim`` and
+    ``context_length`` (the most tokens a prompt is encoded with), and implement :meth:`_encode_text_batch`
+    (honouring ``pad_to_context``) and :meth:`_embed_audio`.
     """
 
     name: str
     sample_rate: int
     embedding_dim: int
     token_dim: int
+    context_length: int
 
     def __init__(self) -> None:
         super().__init__()
-        self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self.pad_to_context = False
+
+    def pad_text_to_context(self, enabled: bool = True) -> "GroundingModel":
+        """Encode every prompt padded to ``context_length`` tokens, keeping the text encoder's outputs at the
+        padding positions (``mask`` still marks the real tokens). A separator that attends padding
+        (``attend_padding``, as the authors' network attends all 77 positions of LAION-CLAP's padded prompt)
+        needs these features; otherwise prompts are cut to their real tokens."""
+        if enabled != self.pad_to_context:
+            self._text_cache.clear()
+        self.pad_to_context = enabled
+        return self
 
     @property
     @abstractmethod
@@ -89,9 +102,16 @@ class GroundingModel(nn.Module, ABC):
             # One prompt at a time: a prompt's features then never depend on which prompts shared its batch
             # (padding changes the floating-point path), so runs and resumed runs stay bit-identical.
             with torch.no_grad():
-                embedding, tokens, mask = self._encode_text_batch([prompt])
-            self._text_cache[prompt] = (embedding[0].detach(), tokens[0, : int(mask[0].sum())].detach())
+                self._cache_batch([prompt], *self._encode_text_batch([prompt]))
         return self._assemble([self._text_cache[p] for p in prompts])
+
+    def _cache_batch(self, prompts: list[str], embedding: torch.Tensor, tokens: torch.Tensor,
+                     mask: torch.Tensor) -> None:
+        """Keep each prompt's real tokens, or all ``context_length`` positions when padding to the context."""
+        for index, prompt in enumerate(prompts):
+            keep = tokens.shape[1] if self.pad_to_context else int(mask[index].sum())
+            self._text_cache[prompt] = (embedding[index].detach(), tokens[index, :keep].detach(),
+                                        mask[index, :keep].detach())
 
     def precompute(self, prompts: Sequence[str], chunk: int = 64) -> None:
         """Fill the text cache for many prompts at once (e.g. every caption and phrase of a training set).
@@ -104,19 +124,17 @@ class GroundingModel(nn.Module, ABC):
         for start in range(0, len(missing), chunk):
             batch = missing[start:start + chunk]
             with torch.no_grad():
-                embedding, tokens, mask = self._encode_text_batch(batch)
-            for index, prompt in enumerate(batch):
-                self._text_cache[prompt] = (embedding[index].detach(), tokens[index, : int(mask[index].sum())].detach())
+                self._cache_batch(batch, *self._encode_text_batch(batch))
 
-    def _assemble(self, entries: list[tuple[torch.Tensor, torch.Tensor]]) -> TextFeatures:
-        length = max(tokens.shape[0] for _, tokens in entries)
+    def _assemble(self, entries: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> TextFeatures:
+        length = max(tokens.shape[0] for _, tokens, _ in entries)
         device = entries[0][0].device
         tokens = torch.zeros(len(entries), length, self.token_dim, device=device, dtype=entries[0][1].dtype)
         mask = torch.zeros(len(entries), length, dtype=torch.bool, device=device)
-        for index, (_, item) in enumerate(entries):
+        for index, (_, item, item_mask) in enumerate(entries):
             tokens[index, : item.shape[0]] = item
-            mask[index, : item.shape[0]] = True
-        return TextFeatures(torch.stack([embedding for embedding, _ in entries]), tokens, mask)
+            mask[index, : item.shape[0]] = item_mask
+        return TextFeatures(torch.stack([embedding for embedding, _, _ in entries]), tokens, mask)
 
     def encode_audio(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """``(B, samples)`` at ``sample_rate`` Hz -> ``(B, embedding_dim)`` L2-normalised; gradients reach the

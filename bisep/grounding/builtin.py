@@ -70,10 +70,11 @@ class MiniLMText(nn.Module):
         self.encoder.eval()
         return self
 
-    def forward(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, prompts: list[str], pad_to_max: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         device = next(self.encoder.parameters()).device
-        batch = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.max_tokens,
-                               return_tensors="pt").to(device)
+        batch = self.tokenizer(prompts, padding="max_length" if pad_to_max else True, truncation=True,
+                               max_length=self.max_tokens, return_tensors="pt").to(device)
         with torch.no_grad():
             states = self.encoder(**batch).last_hidden_state
         mask = batch["attention_mask"].bool()
@@ -115,6 +116,7 @@ class BuiltinGrounding(GroundingModel):
         self.embedding_dim = config.embedding_dim
         self.text = MiniLMText(config.max_text_tokens)
         self.token_dim = self.text.hidden_size
+        self.context_length = config.max_text_tokens
         self.log_mel = LogMel(config.sample_rate, config.n_fft, config.hop_length, config.mels)
         self.audio = AudioCNN(config.mels, list(config.channels), config.embedding_dim)
         self.text_projection = nn.Sequential(nn.Linear(self.token_dim, 512), nn.GELU(),
@@ -126,7 +128,7 @@ class BuiltinGrounding(GroundingModel):
         return self.log_logit_scale.exp().clamp(max=100.0)
 
     def _encode_text_batch(self, prompts: list[str]):
-        tokens, mask, pooled = self.text(prompts)
+        tokens, mask, pooled = self.text(prompts, pad_to_max=self.pad_to_context)
         embedding = nn.functional.normalize(self.text_projection(pooled), dim=-1)
         return embedding, tokens, mask
 

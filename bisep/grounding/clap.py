@@ -61,6 +61,7 @@ class ClapGrounding(GroundingModel):
         self.sample_rate = front_end.sample_rate
         self.embedding_dim = model.config.projection_dim
         self.token_dim = model.config.text_config.hidden_size
+        self.context_length = MAX_TEXT_TOKENS
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -71,9 +72,11 @@ class ClapGrounding(GroundingModel):
     def _encode_text_batch(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The text tower and its projection called directly: one pass gives both the pooled joint embedding
         and the per-token states (``get_text_features`` returns a tensor in transformers 4 and a model output in
-        5; this works with both)."""
+        5; this works with both). Padded to 77 tokens when ``pad_to_context``, as LAION-CLAP's own tokenizer and
+        the authors' code pad every prompt."""
+        padding = "max_length" if self.pad_to_context else True
         batch = self.tokenizer(
-            prompts, padding=True, truncation=True, max_length=MAX_TEXT_TOKENS, return_tensors="pt"
+            prompts, padding=padding, truncation=True, max_length=MAX_TEXT_TOKENS, return_tensors="pt"
         ).to(self._device())
         text = self.model.text_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         embedding = nn.functional.normalize(self.model.text_projection(text.pooler_output), dim=-1)

@@ -46,7 +46,7 @@ class Separator:
                  device: str | torch.device = "cpu"):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.grounding = grounding.to(self.device).freeze()
+        self.grounding = grounding.to(self.device).freeze().pad_text_to_context(model.config.attend_padding)
         self.name = name
         self.sample_rate = model.config.sample_rate
 
@@ -74,8 +74,8 @@ class Separator:
             model.load_state_dict(tensors)
         except RuntimeError as error:
             raise BisepError(f"{path}: weights do not fit the config ({str(error).splitlines()[0]})") from None
-        grounding_spec = grounding or meta.get("provenance", {}).get("grounding", "builtin")
-        return cls(model, load_grounding(grounding_spec, device), name=text, device=device)
+        return cls(model, load_grounding(grounding or _recorded_grounding(path, meta), device), name=text,
+                   device=device)
 
     @torch.inference_mode()
     def separate(self, audio: AudioSource | np.ndarray | torch.Tensor, prompts: Sequence[str],
@@ -160,6 +160,15 @@ class Separator:
         mixture = torch.from_numpy(np.ascontiguousarray(padded, np.float32))[None].to(self.device)
         waveforms = self.model(mixture, text)["waveforms"][0]
         return waveforms[:, :length].float().cpu().numpy()
+
+
+def _recorded_grounding(folder: Path, meta: dict) -> str:
+    """The grounding model a folder names: ``grounding_folder`` (a sub-folder, as ``bisep import`` writes a
+    converted LAION-CLAP) or the ``grounding`` spec it was trained with."""
+    provenance = meta.get("provenance", {})
+    if provenance.get("grounding_folder"):
+        return str(folder / provenance["grounding_folder"])
+    return provenance.get("grounding", "builtin")
 
 
 def _fit_length(estimates: np.ndarray, length: int) -> np.ndarray:

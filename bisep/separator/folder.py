@@ -12,7 +12,7 @@ import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -24,8 +24,9 @@ MODEL_KIND = "bisep-separator"
 
 
 def write_model_folder(folder: str | Path, model: torch.nn.Module, model_config: Any, provenance: dict,
-                       training_state: dict | None = None) -> Path:
-    """Write ``config.json``, ``model.safetensors`` (and ``state.pt``) into ``folder`` atomically."""
+                       training_state: dict | None = None, extra: Callable[[Path], None] | None = None) -> Path:
+    """Write ``config.json``, ``model.safetensors`` (and ``state.pt``) into ``folder`` atomically; ``extra`` may
+    write further files (e.g. a converted grounding model) into the staging folder before it moves into place."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
@@ -33,17 +34,23 @@ def write_model_folder(folder: str | Path, model: torch.nn.Module, model_config:
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    save_file(state, str(staging / "model.safetensors"))
-    write_json_atomic(staging / "config.json", {
-        "kind": MODEL_KIND,
-        "class": type(model).__name__,
-        "config": asdict(model_config),
-        "versions": {"bisep": __version__, "torch": torch.__version__},
-        "provenance": provenance,
-    })
-    if training_state is not None:
-        torch.save(training_state, staging / "state.pt")
+    try:
+        state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+        save_file(state, str(staging / "model.safetensors"))
+        write_json_atomic(staging / "config.json", {
+            "kind": MODEL_KIND,
+            "class": type(model).__name__,
+            "config": asdict(model_config),
+            "versions": {"bisep": __version__, "torch": torch.__version__},
+            "provenance": provenance,
+        })
+        if training_state is not None:
+            torch.save(training_state, staging / "state.pt")
+        if extra is not None:
+            extra(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     retired = folder.parent / f".{folder.name}.old-{os.getpid()}"
     if folder.exists():
         folder.rename(retired)

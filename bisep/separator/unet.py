@@ -11,7 +11,9 @@ text embedding), so the prompt reaches the decoder at every resolution rather th
 bottleneck, by the grounding model's class-aware embedding rather than raw token features.
 
 Everything above the first conditioned level depends only on the mixture, so :meth:`ConditionalUNet.forward`
-runs it once per mixture and repeats its outputs for that mixture's prompts.
+runs it once per mixture. On the way up, those levels' skips are prompt-independent too: an up level's first
+convolution is split by input channels, and the skip's share of it (with the skip's upsampling) is computed once
+per mixture, the decoded features' share once per prompt. The sum is the same convolution.
 """
 
 from __future__ import annotations
@@ -40,6 +42,30 @@ class ResidualBlock(nn.Module):
         if not self.layers:
             return features
         return nn.functional.leaky_relu(features + self.res_layers(features), 0.2)
+
+    def leading_channels_response(self, shared: torch.Tensor) -> torch.Tensor | None:
+        """The first convolution's response to the leading ``shared.shape[1]`` input channels, bias included."""
+        if not self.layers:
+            return None
+        conv = self.res_layers[0][0]
+        return nn.functional.conv2d(shared, conv.weight[:, : shared.shape[1]], conv.bias, padding=conv.padding)
+
+    def forward_split(self, shared: torch.Tensor, shared_response: torch.Tensor | None, rest: torch.Tensor,
+                      repeats: int) -> torch.Tensor:
+        """``forward(cat([shared, rest]))`` when ``shared`` ``(B, Cs, H, W)`` (with its
+        :meth:`leading_channels_response`) is the same for ``repeats`` consecutive items of ``rest``
+        ``(B * repeats, C - Cs, H, W)``. Sums are taken in place, so the concatenated input is never built."""
+        if not self.layers:
+            return torch.cat([shared.repeat_interleave(repeats, dim=0), rest], dim=1)
+        channels = shared.shape[1]
+        first_stage = self.res_layers[0]
+        response = nn.functional.conv2d(rest, first_stage[0].weight[:, channels:], None,
+                                        padding=first_stage[0].padding)
+        response.unflatten(0, (-1, repeats)).add_(shared_response[:, None])
+        residual = self.res_layers[1:](first_stage[1:](response))
+        residual[:, :channels].unflatten(0, (-1, repeats)).add_(shared[:, None])
+        residual[:, channels:].add_(rest)
+        return nn.functional.leaky_relu_(residual, 0.2)
 
 
 class UNetLevel(nn.Module):
@@ -75,8 +101,22 @@ class UNetLevel(nn.Module):
         return features
 
     def up(self, features: torch.Tensor, text_embedding: torch.Tensor | None = None) -> torch.Tensor:
-        features = nn.functional.interpolate(features, scale_factor=2, mode="bilinear", align_corners=True)
-        features = self.upconv(self.upresblock(features))
+        return self._finish_up(self.upresblock(_upsample(features)), text_embedding)
+
+    def shared_skip(self, skip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The prompt-independent part of :meth:`up_after_skip` for one mixture's skip ``(B, Cs, H, W)``."""
+        upsampled = _upsample(skip)
+        return upsampled, self.upresblock.leading_channels_response(upsampled)
+
+    def up_after_skip(self, shared_skip: tuple[torch.Tensor, torch.Tensor | None], features: torch.Tensor,
+                      repeats: int, text_embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """``up(cat([skip, features]))`` with the skip's share precomputed by :meth:`shared_skip`."""
+        upsampled, response = shared_skip
+        return self._finish_up(self.upresblock.forward_split(upsampled, response, _upsample(features), repeats),
+                               text_embedding)
+
+    def _finish_up(self, features: torch.Tensor, text_embedding: torch.Tensor | None) -> torch.Tensor:
+        features = self.upconv(features)
         if self.outermost:
             return features
         features = nn.functional.relu(self.upnorm(features))
@@ -84,6 +124,10 @@ class UNetLevel(nn.Module):
             scale, shift = self.film(text_embedding)[:, :, None, None].chunk(2, dim=1)
             features = features * (1 + scale) + shift
         return features
+
+
+def _upsample(features: torch.Tensor) -> torch.Tensor:
+    return nn.functional.interpolate(features, scale_factor=2, mode="bilinear", align_corners=True)
 
 
 class ConditionalUNet(nn.Module):
@@ -147,19 +191,27 @@ class ConditionalUNet(nn.Module):
                mask: torch.Tensor | None, prompts_per_mixture: int,
                text_embedding: torch.Tensor | None = None) -> torch.Tensor:
         """The prompt-dependent part, for ``B * P`` prompts (mixture-major) on the ``B`` encoded mixtures
-        (``text_embedding`` ``(B * P, embedding_dim)`` is needed with ``decoder_film``)."""
+        (``text_embedding`` ``(B * P, embedding_dim)`` is needed with ``decoder_film``).
+
+        Level ``i``'s up path starts from ``cat([skip of level i + 1, features from below])``; the skips of the
+        levels up to the first conditioned one are prompt-independent (``skips`` and the encoder's output), and
+        with several prompts their share of the up path is computed once per mixture."""
         levels = self.levels()
+        shared_skips = [*skips[1:], features]
         features = features.repeat_interleave(prompts_per_mixture, dim=0)
         inner_skips = []
         for level in levels[self.first_conditioned:]:
             inner_skips.append(features)
             features = level.down(features, tokens, mask)
-        shared = [skip.repeat_interleave(prompts_per_mixture, dim=0) for skip in skips]
-        all_skips = shared + inner_skips
-        for index in range(len(levels) - 1, -1, -1):
-            features = levels[index].up(features, text_embedding)
-            if index > 0:
-                features = torch.cat([all_skips[index], features], dim=1)
+        features = levels[-1].up(features, text_embedding)
+        for index in range(len(levels) - 2, -1, -1):
+            if index < self.first_conditioned and prompts_per_mixture > 1:
+                shared = levels[index].shared_skip(shared_skips[index])
+                features = levels[index].up_after_skip(shared, features, prompts_per_mixture, text_embedding)
+            else:
+                skip = (shared_skips[index] if index < self.first_conditioned
+                        else inner_skips[index + 1 - self.first_conditioned])
+                features = levels[index].up(torch.cat([skip, features], 1), text_embedding)
         return features
 
     def forward(self, log_magnitude: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor | None = None,

@@ -44,7 +44,8 @@ class Trainer:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         self.out = Path(config.out)
-        self.grounding = load_grounding(config.grounding, self.dist.device)
+        self.grounding = load_grounding(config.grounding, self.dist.device).pad_text_to_context(
+            config.model.attend_padding)
         self._check_dimensions()
         self.model = TextQueriedSeparator(config.model).to(self.dist.device)
         self.wrapped = self.model

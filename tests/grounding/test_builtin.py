@@ -33,6 +33,22 @@ def test_text_features_shapes_mask_and_cache(model, monkeypatch):
     assert torch.equal(again.embedding[1], features.embedding[0])
 
 
+def test_padding_to_the_context_keeps_the_encoders_padding_states(model):
+    model.pad_text_to_context()
+    try:
+        padded = model.encode_text(["a violin plays", "a man speaks while rain falls"])
+        model.precompute(["wind blows"])
+        alone = model.encode_text(["wind blows"])
+    finally:
+        model.pad_text_to_context(False)
+    assert padded.tokens.shape[1] == SMALL.max_text_tokens and alone.tokens.shape[1] == SMALL.max_text_tokens
+    real = padded.mask.sum(1)
+    assert real[0] < real[1] < SMALL.max_text_tokens
+    assert padded.tokens[0, -1].abs().sum() > 0  # MiniLM's state at a padding position, not zeros
+    short = model.encode_text(["a violin plays"])
+    assert torch.allclose(short.tokens[0], padded.tokens[0, : short.tokens.shape[1]], atol=1e-5)
+
+
 def test_empty_prompt_is_refused(model):
     with pytest.raises(BisepError, match="empty prompt"):
         model.encode_text(["a dog", "   "])

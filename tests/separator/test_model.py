@@ -17,31 +17,44 @@ def random_text(count: int, config: SeparatorConfig = SMALL, length: int = 5, se
     return TextFeatures(embedding, torch.randn(count, length, config.token_dim, generator=generator), mask)
 
 
-def authors_layout() -> dict[str, tuple[int, ...]]:
-    from pathlib import Path
+def concatenated_walk(unet: ConditionalUNet, log_magnitude, tokens, mask, prompts: int) -> torch.Tensor:
+    """The U-Net as the authors' nested blocks run it: every prompt through every level, skips concatenated."""
+    features = unet.bn0(log_magnitude).repeat_interleave(prompts, dim=0)
+    inputs = []
+    for level in unet.levels():
+        inputs.append(features)
+        features = level.down(features, tokens, mask) if level.conditioned else level.down(features)
+    for index in range(len(inputs) - 1, -1, -1):
+        features = unet.levels()[index].up(features)
+        if index > 0:
+            features = torch.cat([inputs[index], features], dim=1)
+    return features
 
-    layout = {}
-    for line in (Path(__file__).parents[2].parent / "shared" / "authors_separator_keys.txt").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, shape = line.split(" ", 1)
-            layout[key] = tuple(int(n) for n in shape.strip("() ").split(",") if n.strip())
-    return layout
 
-
-def test_paper_preset_matches_the_authors_key_layout():
-    path_ok = (__import__("pathlib").Path(__file__).parents[2].parent / "shared" / "authors_separator_keys.txt")
-    if not path_ok.is_file():
-        pytest.skip("shared/authors_separator_keys.txt is not beside the checkout")
-    model = TextQueriedSeparator(SeparatorConfig())
-    renamed = {}
-    for key, value in model.state_dict().items():
-        prefix, rest = key.split(".", 1)
-        target = {"unet": "net_sound", "synthesizer": "net_synthesizer", "text_projection": "net_clap.fc"}[prefix]
-        renamed[f"{target}.{rest}"] = tuple(value.shape)
-    expected = authors_layout()
-    expected.update({"net_clap.fc.weight": (32, 512), "net_clap.fc.bias": (32,)})
-    assert renamed == expected
-    assert 85e6 < sum(p.numel() for p in model.parameters()) < 90e6
+@pytest.mark.parametrize("res_layers, conditioned_levels", [(1, 2), (2, 1), (0, 3)])
+@pytest.mark.parametrize("training", [False, True])
+def test_split_up_path_equals_the_concatenated_one(res_layers, conditioned_levels, training):
+    torch.manual_seed(0)
+    unet = ConditionalUNet(num_downs=5, base_channels=4, out_channels=4, conditioning="sca",
+                           conditioned_levels=conditioned_levels, res_layers=res_layers, heads=1, token_dim=6)
+    unet.train(training).double()  # float64: the two orders of summation then agree to round-off
+    for module in unet.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 1.5)
+    log_magnitude = torch.rand(2, 1, 64, 32, dtype=torch.float64)
+    tokens = torch.randn(6, 3, 6, dtype=torch.float64, requires_grad=True)
+    split = unet(log_magnitude, tokens, None, 3)
+    reference = concatenated_walk(unet, log_magnitude, tokens, None, 3)
+    assert split.shape == (6, 4, 64, 32)
+    assert torch.allclose(split, reference, atol=1e-10)
+    weights = torch.randn_like(split)
+    inputs = [tokens, *(parameter for parameter in unet.parameters() if parameter.requires_grad)]
+    split_gradients = torch.autograd.grad((split * weights).sum(), inputs, allow_unused=True)
+    reference_gradients = torch.autograd.grad((reference * weights).sum(), inputs, allow_unused=True)
+    for mine, expected in zip(split_gradients, reference_gradients):
+        assert (mine is None) == (expected is None)
+        assert mine is None or torch.allclose(mine, expected, atol=1e-9)
 
 
 @pytest.mark.parametrize("conditioning,decoder_film", [
