@@ -107,10 +107,11 @@ def run_demo(out: Path, model: str = "builtin", device: str | None = None, log=p
     separator = Separator.from_pretrained(model, device=device)
     results = [separate_example(separator, example, out) for example in list_examples()]
     width = max(len(row["prompt"]) for result in results for row in result["rows"])
-    log(f"{'example':<22} {'prompt':<{width}}  SDR (dB)  SDRi (dB)")
+    names = max(len("example"), *(len(result["name"]) for result in results))
+    log(f"{'example':<{names}}  {'prompt':<{width}}  SDR (dB)  SDRi (dB)")
     for result in results:
         for row in result["rows"]:
-            log(f"{result['name']:<22} {row['prompt']:<{width}}  {row['sdr']:8.1f}  {row['sdri']:+9.1f}")
+            log(f"{result['name']:<{names}}  {row['prompt']:<{width}}  {row['sdr']:8.1f}  {row['sdri']:+9.1f}")
     sdri = [row["sdri"] for result in results for row in result["rows"]]
     log(f"mean SDRi over {len(sdri)} sources: {np.mean(sdri):+.2f} dB (median {np.median(sdri):+.2f} dB)")
     page = write_page(out, results, model)
