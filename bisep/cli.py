@@ -367,8 +367,10 @@ def data_shard(dataset_folder, out, split, shard_size_mb, clips_per_shard, seed,
 @click.option("--format", "file_format", type=click.Choice(["wav", "flac"]), default="wav", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("--max-seconds", type=float, default=4 * 3600.0, show_default=True, help="Refuse longer inputs.")
+@click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
+              help="CPU threads the network runs on (segments and prompts are computed in parallel by them).")
 def separate(inputs, prompts, out, model, grounding, device, segment, overlap, residual, file_format, overwrite,
-             max_seconds) -> None:
+             max_seconds, jobs) -> None:
     """Extract what each prompt describes from audio files or folders (searched recursively).
 
     Writes OUT/<input name>/<prompt>.wav (and residual.wav). Stereo is separated channel by channel; outputs
@@ -376,12 +378,15 @@ def separate(inputs, prompts, out, model, grounding, device, segment, overlap, r
     """
     import warnings
 
+    import torch
     from tqdm import tqdm
 
     from bisep.audio import READABLE_SUFFIXES, save_audio
     from bisep.data.corpus import slug
     from bisep.grounding.base import check_prompts
     from bisep.separator.api import Separator
+
+    torch.set_num_threads(jobs)
 
     prompts = check_prompts(list(prompts))
     files = _expand_inputs(inputs, READABLE_SUFFIXES)

@@ -82,6 +82,7 @@ def test_silent_file_warns_and_writes_silence(tmp_path, capsys):
     (["-q", ""], "empty prompt"),
     (["-q", "x", "--model", "no-such-model"], "unknown separator model"),
     (["-q", "x", "--model", "/nonexistent/folder"], "model folder not found"),
+    (["-q", "x", "--jobs", "0"], "--jobs"),
 ])
 def test_bad_prompts_and_models_exit_2(inputs, tmp_path, capsys, args, expected):
     base = ["separate", str(inputs / "song.wav"), "-o", str(tmp_path / "o")]
