@@ -516,8 +516,8 @@ def run(argv: list[str] | None = None) -> int:
         app(args=argv, prog_name="bisep", standalone_mode=False)
     except click.exceptions.Exit as stop:
         return stop.exit_code
-    except click.ClickException as error:
-        error.show(file=sys.stderr)
+    except click.ClickException as error:  # usage errors too: one line, like every other bad input
+        print(f"bisep: error: {error.format_message()}", file=sys.stderr)
         return 2
     except (click.exceptions.Abort, KeyboardInterrupt):
         print("bisep: interrupted", file=sys.stderr)
