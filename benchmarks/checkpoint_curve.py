@@ -26,6 +26,9 @@ def main() -> None:
     from bisep.separator.api import Separator
     from bisep.separator.folder import read_model_folder
 
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="bisep-curve-"))
     points = []
     checkpoints = sorted((arguments.run / "checkpoints").glob("epoch[0-9]*"))
     if not checkpoints:
@@ -34,7 +37,7 @@ def main() -> None:
         meta, _ = read_model_folder(folder)
         step = meta.get("provenance", {}).get("global_step")
         separator = Separator.from_pretrained(folder, device="cpu")
-        result = evaluate_separator(separator, arguments.compositions, arguments.out.parent / "curve-work" / folder.name,
+        result = evaluate_separator(separator, arguments.compositions, work / folder.name,
                                     oracles=False, jobs=arguments.jobs, limit=arguments.limit, examples=0,
                                     progress=False)
         overall = result["summary"]["model"]["overall"]
