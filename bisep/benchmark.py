@@ -67,7 +67,7 @@ def prepare_corpus(plan: BenchmarkPlan) -> Path:
         raise BisepError(f"{folder}: no corpus there (manifest.json missing)")
     _log(f"corpus: building --size {plan.size} into {folder}")
     build_corpus(folder, CorpusOptions(size=plan.size, seed=0), RenderResources(default_soundfonts()),
-                 jobs=plan.jobs, progress=False)
+                 jobs=max(1, plan.jobs), progress=False)
     return folder
 
 
