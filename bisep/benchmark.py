@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,13 +107,12 @@ def train_run(plan: BenchmarkPlan, name: str, seed: int, corpus: Path, grounding
         summary = json.loads(done.read_text())
         _log(f"{name} seed {seed}: reusing {out}")
         return out / "checkpoints" / "best", summary["seconds"] / 60
-    base = load_config(TrainConfig, CONFIGS / preset, [])
-    batch = base.optim.batch_size * base.optim.accumulation
     epochs = max(1, plan.steps // plan.validate_every)
     overrides = [f"seed={seed}", f"out={out}", f"data.corpus={corpus}", f"grounding={grounding}",
-                 f"epochs={epochs}", f"data.items_per_epoch={plan.validate_every * batch}",
-                 f"checkpoint_every_epochs={epochs + 1}", *extra, *plan.overrides]
+                 f"epochs={epochs}", f"checkpoint_every_epochs={epochs + 1}", *extra, *plan.overrides]
     config = load_config(TrainConfig, CONFIGS / preset, overrides)
+    batch = config.optim.batch_size * config.optim.accumulation
+    config = replace(config, data=replace(config.data, items_per_epoch=plan.validate_every * batch))
     _log(f"{name} seed {seed}: training {epochs * plan.validate_every} steps ({preset} {' '.join(extra)})")
     summary = Trainer(config, log=lambda text: _log(f"{name} seed {seed}: {text}")).run()
     return out / "checkpoints" / "best", summary["seconds"] / 60

@@ -15,12 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from bisep.audio import load_audio, save_audio
+from bisep.data.corpus import slug as corpus_slug
 from bisep.examples import Example, list_examples
 from bisep.files import write_json_atomic, write_text_atomic
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:60] or "prompt"
 
 
 def _spectrogram_png(path: Path, waveform: np.ndarray, sample_rate: int, title: str) -> None:
@@ -59,7 +56,7 @@ def separate_example(separator, example: Example, out: Path) -> dict:
     scores = score_composition(references, {"model": estimates}, mixture[0].numpy())
     rows, files = [], {"mixture": ("mixture.wav", mixture[0].numpy())}
     for slot, prompt in enumerate(example.prompts):
-        slug = _slug(prompt)
+        slug = corpus_slug(prompt)[:60]
         files[f"estimate:{prompt}"] = (f"{slug}.wav", estimates[slot])
         files[f"reference:{prompt}"] = (f"{slug}.reference.wav", references[slot])
         rows.append({"prompt": prompt, "sdr": scores["model"]["sdr"][slot], "sdri": scores["model"]["sdri"][slot],

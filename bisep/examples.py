@@ -26,7 +26,7 @@ from bisep import __version__
 from bisep.data.corpus import CorpusOptions, Planner, available_classes, mix_clip, slug
 from bisep.data.sources import RenderResources
 from bisep.errors import BisepError, SourceUnavailable
-from bisep.files import atomic_path, write_json_atomic
+from bisep.files import atomic_path, replace_folder, write_json_atomic
 
 GENERATOR_VERSION = 1
 EXAMPLES_FOLDER = Path(__file__).resolve().parent / "assets" / "examples"
@@ -101,13 +101,7 @@ def render_examples(
                  "bisep_version": __version__, "seed": seed, "sample_rate": sample_rate, "seconds": seconds,
                  "soundfont": "TimGM6mb", "examples": entries}
         write_json_atomic(partial / INDEX_NAME, index)
-        if out.exists():
-            retired = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(retired)
-            partial.rename(out)
-            shutil.rmtree(retired)
-        else:
-            partial.rename(out)
+        replace_folder(partial, out)
         return index
     finally:
         shutil.rmtree(partial, ignore_errors=True)

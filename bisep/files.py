@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -54,3 +55,15 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def replace_folder(staging: str | Path, target: str | Path) -> Path:
+    """Put a fully written ``staging`` folder at ``target`` (its sibling), replacing any folder there: the old
+    one is renamed aside first and removed last, so ``target`` never holds a half-written tree."""
+    staging, target = Path(staging), Path(target)
+    retired = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        target.rename(retired)
+    staging.rename(target)
+    shutil.rmtree(retired, ignore_errors=True)
+    return target

@@ -33,7 +33,7 @@ from bisep.data.captions import CaptionSource, compose_caption
 from bisep.data.format import ANNOTATIONS_FORMAT, write_dataset
 from bisep.data.sources import RenderResources, SoundClass, renderers
 from bisep.errors import BisepError, SourceUnavailable
-from bisep.files import sha256_file
+from bisep.files import replace_folder, sha256_file
 
 SINGLE_SOURCE_SPLITS = ("train_sup", "valid", "test")
 
@@ -296,13 +296,7 @@ def build_corpus(
         raise BisepError(f"{out}: cannot write there ({error.strerror or error})") from None
     try:
         manifest = _build_into(partial, options, resources, jobs, progress)
-        if out.exists():
-            retired = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(retired)
-            partial.rename(out)
-            shutil.rmtree(retired)
-        else:
-            partial.rename(out)
+        replace_folder(partial, out)
         return manifest
     finally:
         if partial.exists():

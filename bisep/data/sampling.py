@@ -164,27 +164,32 @@ class Draw:
     skipped: Skipped
 
 
+def check_mixture_arguments(count: int, gain_range: tuple[float, float], length: int | None, seed: int) -> None:
+    """The arguments every random-mixture dataset (map-style or streamed) shares, checked once."""
+    if count < 1:
+        raise ValueError(f"need at least one clip per mixture, got {count}")
+    low, high = gain_range
+    if not 0.0 < low <= high:
+        raise ValueError(f"gain_range must satisfy 0 < low <= high, got {gain_range}")
+    if length is not None and length <= 0:
+        raise ValueError(f"length must be positive or None, got {length}")
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+
+
 class _RandomMixtures(_ClipsDataset):
     """N clips with no shared label, random gains in ``gain_range`` divided by N, cropped to a segment."""
 
     def __init__(self, dataset_root: str | Path, split: str, count: int, segment_samples: int | None,
                  sample_rate: int, gain_range: tuple[float, float], length: int | None, seed: int,
                  max_failure_share: float) -> None:
-        if count < 1:
-            raise ValueError(f"need at least one clip per mixture, got {count}")
-        low, high = gain_range
-        if not 0.0 < low <= high:
-            raise ValueError(f"gain_range must satisfy 0 < low <= high, got {gain_range}")
-        if length is not None and length <= 0:
-            raise ValueError(f"length must be positive or None, got {length}")
-        if seed < 0:
-            raise ValueError(f"seed must be non-negative, got {seed}")
+        check_mixture_arguments(count, gain_range, length, seed)
         folder = Dataset.open(dataset_root)
         super().__init__(folder, folder.split(split), f"split '{split}'", sample_rate, segment_samples,
                          max_failure_share)
         self.split = split
         self.count = count
-        self.gain_range = (float(low), float(high))
+        self.gain_range = (float(gain_range[0]), float(gain_range[1]))
         self.length = length
         self.seed = seed
         self._labels = [frozenset(folder.clips[clip_id]["labels"]) for clip_id in self.ids]

@@ -34,6 +34,7 @@ import torch.utils.data
 from bisep.data.sampling import (
     FailureCounting,
     Skipped,
+    check_mixture_arguments,
     collate_mixtures,
     make_draw,
     mixture_of_mixtures_item,
@@ -49,17 +50,9 @@ class _StreamedMixtures(FailureCounting, torch.utils.data.IterableDataset):
     def __init__(self, shards_folder: str | Path, split: str, count: int, segment_samples: int | None,
                  sample_rate: int, gain_range: tuple[float, float], length: int | None, seed: int,
                  max_failure_share: float, shuffle_buffer: int, rank: int, world_size: int) -> None:
-        if count < 1:
-            raise ValueError(f"need at least one clip per mixture, got {count}")
+        check_mixture_arguments(count, gain_range, length, seed)
         if segment_samples is not None and segment_samples <= 0:
             raise ValueError(f"segment_samples must be positive or None, got {segment_samples}")
-        low, high = gain_range
-        if not 0.0 < low <= high:
-            raise ValueError(f"gain_range must satisfy 0 < low <= high, got {gain_range}")
-        if length is not None and length <= 0:
-            raise ValueError(f"length must be positive or None, got {length}")
-        if seed < 0:
-            raise ValueError(f"seed must be non-negative, got {seed}")
         if shuffle_buffer < 1:
             raise ConfigError(f"data.shuffle_buffer must be at least 1, got {shuffle_buffer}")
         if not 0 <= rank < world_size:
@@ -71,7 +64,7 @@ class _StreamedMixtures(FailureCounting, torch.utils.data.IterableDataset):
         self.count = count
         self.segment_samples = segment_samples
         self.sample_rate = sample_rate
-        self.gain_range = (float(low), float(high))
+        self.gain_range = (float(gain_range[0]), float(gain_range[1]))
         self.length = length
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer

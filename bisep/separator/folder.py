@@ -18,7 +18,7 @@ import torch
 
 from bisep import __version__
 from bisep.errors import BisepError
-from bisep.files import write_json_atomic
+from bisep.files import replace_folder, write_json_atomic
 
 MODEL_KIND = "bisep-separator"
 
@@ -51,12 +51,7 @@ def write_model_folder(folder: str | Path, model: torch.nn.Module, model_config:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    retired = folder.parent / f".{folder.name}.old-{os.getpid()}"
-    if folder.exists():
-        folder.rename(retired)
-    staging.rename(folder)
-    shutil.rmtree(retired, ignore_errors=True)
-    return folder
+    return replace_folder(staging, folder)
 
 
 def read_model_folder(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
