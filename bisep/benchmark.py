@@ -39,8 +39,8 @@ class BenchmarkPlan:
     out: Path
     size: str = "small"
     seeds: int = 2
-    steps: int = 600
-    validate_every: int = 200
+    steps: int = 500
+    validate_every: int = 250
     test_items: int | None = 300
     corpus: Path | None = None
     runs: tuple[str, ...] = tuple(RUNS)
@@ -126,7 +126,7 @@ def evaluate_run(plan: BenchmarkPlan, checkpoint: Path, name: str, seed: int, co
     out = plan.out / "evaluation" / compositions / f"{name}-seed{seed}"
     results = out / "results.json"
     if results.is_file():
-        return json.loads(results.read_text())
+        return _cached_results(out)
     separator = Separator.from_pretrained(checkpoint, device="cpu", grounding=grounding)
     return evaluate_separator(separator, corpus / "compositions" / f"{compositions}.csv", out, grounding=grounding,
                               oracles=False, jobs=plan.jobs, limit=plan.test_items, progress=False)
@@ -140,11 +140,19 @@ def evaluate_references(plan: BenchmarkPlan, corpus: Path, grounding: str, compo
     out = plan.out / "evaluation" / compositions / "oracles"
     results = out / "results.json"
     if results.is_file():
-        return json.loads(results.read_text())
+        return _cached_results(out)
     model = load_config(TrainConfig, CONFIGS / "weak.yaml", []).model
     return evaluate_oracles(corpus / "compositions" / f"{compositions}.csv", out, n_fft=model.n_fft,
                             hop_length=model.hop_length, grounding=grounding, jobs=plan.jobs,
                             limit=plan.test_items, progress=False)
+
+
+def _cached_results(out: Path) -> dict:
+    """A finished evaluation's results, with its timing (kept beside them) for the benchmark's time figures."""
+    results = json.loads((out / "results.json").read_text())
+    if (out / "timing.json").is_file():
+        results["timing"] = json.loads((out / "timing.json").read_text())
+    return results
 
 
 def _overall(results: dict, method: str, metric: str) -> float | None:
@@ -162,9 +170,10 @@ def run_benchmark(plan: BenchmarkPlan) -> dict:
     plan.out.mkdir(parents=True, exist_ok=True)
     corpus = prepare_corpus(plan)
     grounding = prepare_grounding(plan, corpus)
-    table: dict = {"runs": {}, "references": {}, "minutes": {}}
+    table: dict = {"runs": {}, "references": {}, "minutes": {}, "evaluation_minutes": 0.0}
     for compositions in ("test_2", "test_3"):
         results = evaluate_references(plan, corpus, grounding, compositions)
+        table["evaluation_minutes"] += results.get("timing", {}).get("seconds", 0.0) / 60
         table["references"][compositions] = {
             method: {metric: _overall(results, method, metric) for metric in METRICS}
             for method in ("mixture", "irm", "ibm", "reference") if method in results.get("summary", {})}
@@ -174,6 +183,7 @@ def run_benchmark(plan: BenchmarkPlan) -> dict:
             table["minutes"][f"{name}-seed{seed}"] = minutes
             for compositions in ("test_2", "test_3"):
                 results = evaluate_run(plan, checkpoint, name, seed, corpus, grounding, compositions)
+                table["evaluation_minutes"] += results.get("timing", {}).get("seconds", 0.0) / 60
                 scores = {metric: _overall(results, "model", metric) for metric in METRICS}
                 table["runs"].setdefault(name, {}).setdefault(compositions, []).append(scores)
                 _log(f"{name} seed {seed} {compositions}: SDR {scores['sdr']:.2f} dB, SDRi {scores['sdri']:.2f} dB")
@@ -219,7 +229,9 @@ def render_section(table: dict) -> str:
              f"Command: `bisep benchmark --size {plan['size']} --seeds {plan['seeds']} --steps {plan['steps']}"
              + (f" --test-items {plan['test_items']}" if plan["test_items"] else "") + "`  ",
              f"Machine: {platform.machine()}, {_cpu_count()} cores, Python {platform.python_version()}; "
-             f"wall time {table['wall_minutes']:.1f} min; seeds 0..{plan['seeds'] - 1}; "
+             f"wall time {table['wall_minutes']:.1f} min (training {sum(table['minutes'].values()):.1f} + "
+             f"evaluation {table.get('evaluation_minutes', 0.0):.1f} min summed over all runs, including runs "
+             f"reused from an interrupted invocation); seeds 0..{plan['seeds'] - 1}; "
              f"grounding `{plan['grounding']}`; every run {plan['steps']} optimiser steps of the "
              f"`configs/builtin/` preset (same model, batch, crops).", ""]
     for compositions in ("test_2", "test_3"):

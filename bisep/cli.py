@@ -101,13 +101,16 @@ def grounding_train(corpus_folder, out, overrides) -> None:
 @click.option("--grounding", "grounding_spec", default="builtin", show_default=True,
               help="builtin, clap:/path/to/clap-folder, or a model folder.")
 @click.option("--out", type=click.Path(path_type=Path), help="Folder for grounding_eval.json and confusion.png.")
-def grounding_evaluate(corpus_folder, grounding_spec, out) -> None:
-    """Zero-shot classification, retrieval and leakage sensitivity on the corpus's test split."""
+@click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True,
+              help="valid: compare training recipes without touching the test split.")
+def grounding_evaluate(corpus_folder, grounding_spec, out, split) -> None:
+    """Zero-shot classification, retrieval and leakage sensitivity on the corpus's test (or valid) split."""
     from bisep.grounding import load_grounding
     from bisep.grounding.evaluate import evaluate_grounding
 
     model = load_grounding(grounding_spec)
-    results = evaluate_grounding(model, corpus_folder, out or Path(corpus_folder) / "grounding_eval")
+    default_out = Path(corpus_folder) / ("grounding_eval" if split == "test" else f"grounding_eval_{split}")
+    results = evaluate_grounding(model, corpus_folder, out or default_out, split)
     leakage = results.pop("leakage")
     for key, value in results.items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
@@ -156,8 +159,8 @@ def train(config_path, overrides, resume, device, max_steps) -> None:
 @click.option("--size", type=click.Choice(["tiny", "small", "medium"]), default="small", show_default=True)
 @click.option("--corpus", "corpus_folder", type=click.Path(path_type=Path), help="Use this built corpus.")
 @click.option("--seeds", type=int, default=2, show_default=True)
-@click.option("--steps", type=int, default=600, show_default=True, help="Optimiser steps of every run.")
-@click.option("--validate-every", type=int, default=200, show_default=True, help="Steps between validations.")
+@click.option("--steps", type=int, default=500, show_default=True, help="Optimiser steps of every run.")
+@click.option("--validate-every", type=int, default=250, show_default=True, help="Steps between validations.")
 @click.option("--test-items", type=int, default=300, show_default=True,
               help="Compositions scored per test list (0: all).")
 @click.option("--runs", default=",".join(("unsupervised", "weak", "supervised", "semi", "weak_no_contrastive",

@@ -51,6 +51,10 @@ def check_prompts(prompts: Sequence[str]) -> list[str]:
     return cleaned
 
 
+# prompts whose joint embeddings identify a grounding model's text features (see text_signature)
+TEXT_SIGNATURE_PROMPTS = ("a dog barks", "someone playing the violin", "rain falls on a roof")
+
+
 class GroundingModel(nn.Module, ABC):
     """A frozen-able audio-language model.
 
@@ -165,6 +169,23 @@ class GroundingModel(nn.Module, ABC):
         for parameter in self.parameters():
             parameter.requires_grad_(False)
         return self
+
+    @torch.no_grad()
+    def text_signature(self) -> list[list[float]]:
+        """Joint embeddings of three fixed prompts. A separator stores them when it is trained, because it is
+        conditioned on these text features: loading it with another grounding model (a retrained ``builtin``,
+        another checkpoint) must fail loudly instead of separating by the wrong prompts."""
+        embedding = self._encode_text_batch(list(TEXT_SIGNATURE_PROMPTS))[0]
+        return [[round(float(value), 5) for value in row] for row in embedding.float().cpu()]
+
+    def matches_text_signature(self, signature: list[list[float]]) -> bool:
+        """True when this model embeds the signature prompts as stored (cosine > 0.99 each: devices and
+        padding change the last digits, a different model changes the direction)."""
+        stored = torch.tensor(signature, dtype=torch.float32)
+        if stored.shape != (len(TEXT_SIGNATURE_PROMPTS), self.embedding_dim):
+            return False
+        current = torch.tensor(self.text_signature(), dtype=torch.float32)
+        return bool((nn.functional.cosine_similarity(stored, current, dim=1) > 0.99).all())
 
     def similarity(self, audio_embedding: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
         """Cosine similarities ``(A, T)`` of normalised embeddings."""

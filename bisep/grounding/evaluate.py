@@ -1,6 +1,7 @@
 """How well a grounding model grounds: zero-shot classification, retrieval, 2-source ranking, paraphrases,
 and leakage sensitivity (a clean source must match its phrase better than the same source with another
-sound still in it: the property the weak separation losses rely on). Runs on a corpus's ``test`` split.
+sound still in it: the property the weak separation losses rely on). Runs on a corpus's ``test`` split, or on
+its ``valid`` split to compare training recipes without looking at the test split.
 """
 
 from __future__ import annotations
@@ -18,6 +19,19 @@ from bisep.files import atomic_path, write_json_atomic
 from bisep.grounding.base import GroundingModel
 
 LEAKAGE_LEVELS_DB = (-6.0, 0.0)
+VALIDATION_PHRASINGS = Path(__file__).with_name("validation_phrasings.json")
+
+
+def unseen_phrasings(manifest: dict, split: str) -> tuple[dict[str, list[str]], str]:
+    """Phrasings never seen in training, per class, and where they come from: on the test split the corpus's
+    held-out ones; on other splits bisep's own validation paraphrases of the built-in classes, so that
+    choosing a recipe on the valid split never looks at the test split's paraphrases (corpora with other
+    classes fall back to their held-out phrasings)."""
+    held_out = {c["name"]: c["held_out_phrasings"] for c in manifest["classes"]}
+    own = json.loads(VALIDATION_PHRASINGS.read_text())["classes"]
+    if split == "test" or not set(held_out) <= set(own):
+        return held_out, "held_out_phrasings"
+    return {name: own[name] for name in held_out}, "validation_phrasings"
 
 
 def class_embeddings(model: GroundingModel, phrasings: dict[str, list[str]]) -> torch.Tensor:
@@ -35,14 +49,16 @@ def _rms(waves: torch.Tensor) -> torch.Tensor:
     return waves.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-6)
 
 
-def evaluate_grounding(model: GroundingModel, corpus: str | Path, out: str | Path | None = None) -> dict:
-    """All figures on the test split; writes ``grounding_eval.json`` and ``confusion.png`` into ``out``."""
+def evaluate_grounding(model: GroundingModel, corpus: str | Path, out: str | Path | None = None,
+                       split: str = "test") -> dict:
+    """All figures on ``split`` (single-source clips) and its 2-source list ``{split}_2``; writes
+    ``grounding_eval.json`` and ``confusion.png`` into ``out``."""
     dataset = Dataset.open(corpus)
     manifest = json.loads((dataset.root / "manifest.json").read_text())
     seen = {c["name"]: c["phrasings"] for c in manifest["classes"]}
-    held_out = {c["name"]: c["held_out_phrasings"] for c in manifest["classes"]}
+    held_out, unseen_source = unseen_phrasings(manifest, split)
     names = sorted(seen)
-    ids = dataset.split("test")
+    ids = dataset.split(split)
     rate = dataset.sample_rate
     waves = [load_audio(dataset.audio_path(i), sample_rate=rate, channels=1)[0][0] for i in ids]
     length = min(w.shape[0] for w in waves)
@@ -50,7 +66,8 @@ def evaluate_grounding(model: GroundingModel, corpus: str | Path, out: str | Pat
     truth = torch.tensor([names.index(dataset.clips[i]["labels"][0]) for i in ids])
     audio_embeddings = embed(model, audio, rate)
 
-    results: dict = {"clips": len(ids), "classes": len(names), "grounding": model.name}
+    results: dict = {"split": split, "unseen_phrasings": unseen_source, "clips": len(ids), "classes": len(names),
+                     "grounding": model.name}
     seen_classes = class_embeddings(model, {n: seen[n] for n in names})
     similarity = audio_embeddings @ seen_classes.T
     predicted = similarity.argmax(1)
@@ -68,7 +85,7 @@ def evaluate_grounding(model: GroundingModel, corpus: str | Path, out: str | Pat
     results["text_to_audio_R@1"] = float((truth[ranking[:, 0]] == query_truth).float().mean())
     results["text_to_audio_R@5"] = float((truth[ranking[:, :5]] == query_truth[:, None]).any(1).float().mean())
 
-    pairs = dataset.compositions("test_2")
+    pairs = dataset.compositions(f"{split}_2")
     index_of = {clip_id: n for n, clip_id in enumerate(ids)}
     first = torch.tensor([index_of[m[0]] for _, m in pairs])
     second = torch.tensor([index_of[m[1]] for _, m in pairs])
@@ -85,7 +102,7 @@ def evaluate_grounding(model: GroundingModel, corpus: str | Path, out: str | Pat
     if out is not None:
         out = Path(out)
         write_json_atomic(out / "grounding_eval.json", results)
-        _plot_confusion(confusion, names, out / "confusion.png", results["zero_shot_top1_seen"])
+        _plot_confusion(confusion, names, out / "confusion.png", results["zero_shot_top1_seen"], split)
     return results
 
 
@@ -119,7 +136,7 @@ def _leakage(model, audio, audio_embeddings, first, second, ids, dataset, rate) 
     }
 
 
-def _plot_confusion(confusion: np.ndarray, names: list[str], path: Path, accuracy: float) -> None:
+def _plot_confusion(confusion: np.ndarray, names: list[str], path: Path, accuracy: float, split: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,7 +148,7 @@ def _plot_confusion(confusion: np.ndarray, names: list[str], path: Path, accurac
     axis.set_yticks(range(len(names)), names, fontsize=7)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
-    axis.set_title(f"zero-shot classification, test split (top-1 {accuracy:.1%})")
+    axis.set_title(f"zero-shot classification, {split} split (top-1 {accuracy:.1%})")
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=100, format="png")

@@ -74,8 +74,14 @@ class Separator:
             model.load_state_dict(tensors)
         except RuntimeError as error:
             raise BisepError(f"{path}: weights do not fit the config ({str(error).splitlines()[0]})") from None
-        return cls(model, load_grounding(grounding or _recorded_grounding(path, meta), device), name=text,
-                   device=device)
+        spec = grounding or _recorded_grounding(path, meta)
+        grounding_model = load_grounding(spec, device)
+        signature = meta.get("provenance", {}).get("grounding_text_signature")
+        if signature and not grounding_model.matches_text_signature(signature):
+            raise BisepError(f"{path}: trained on another grounding model's text features than {spec!r} gives "
+                             "(a retrained or different model); load it with the grounding model it was trained "
+                             "with (--grounding)")
+        return cls(model, grounding_model, name=text, device=device)
 
     @torch.inference_mode()
     def separate(self, audio: AudioSource | np.ndarray | torch.Tensor, prompts: Sequence[str],

@@ -59,6 +59,8 @@ def weak_terms(model, grounding: GroundingModel, batch: dict, config: LossConfig
     terms["consistency"] = consistency_reconstruction_loss(
         phrase_estimates, repeat_weights, clip_magnitudes,
         magnitude if config.consistency_weight == "mixture" else clip_magnitudes)
+    if config.contrastive == 0:  # the ablation: no grounding forward (it is most of a weak step)
+        return terms
     waveforms = output["waveforms"][:, clip_count:].float()
     audio = grounding.encode_audio(waveforms.reshape(-1, samples), separator.config.sample_rate)
     dimension = audio.shape[-1]

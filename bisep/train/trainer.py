@@ -47,6 +47,7 @@ class Trainer:
         self.grounding = load_grounding(config.grounding, self.dist.device).pad_text_to_context(
             config.model.attend_padding)
         self._check_dimensions()
+        self.text_signature = self.grounding.text_signature()
         self.model = TextQueriedSeparator(config.model).to(self.dist.device)
         self.wrapped = self.model
         if self.dist.enabled:
@@ -184,7 +185,8 @@ class Trainer:
 
         Running averages (momentum 0.1) lag behind weights that move fast early in training; evaluating with
         such stale statistics cost up to 15 dB in short CPU runs. The batches are fixed items of the current
-        epoch, so the result is deterministic; training itself (batch statistics) is unaffected.
+        epoch, so the result is deterministic; training itself (batch statistics) is unaffected. With two
+        training streams (semi) each gives half the batches.
         """
         norms = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         if not norms:
@@ -194,17 +196,20 @@ class Trainer:
             norm.reset_running_stats()
             norm.momentum = None
         self.model.train()
-        dataset = next(iter(self.datasets.values()))
-        size = self.config.optim.batch_size
-        if isinstance(dataset, torch.utils.data.IterableDataset):
-            fixed = dataset.first_batches(size, min(batches, len(dataset) // size))
-        else:
-            fixed = (collate_mixtures([dataset[i] for i in range(index * size, (index + 1) * size)])
-                     for index in range(min(batches, len(dataset) // size)))
-        for batch in fixed:
-            prompts = [p for item in batch.get("captions", batch.get("prompts")) for p in item]
-            text = self.grounding.encode_text(prompts).to(self.dist.device)
-            self.model(batch["mixture"].to(self.dist.device), text)
+        size, share = self.config.optim.batch_size, max(1, batches // len(self.datasets))
+        for dataset in self.datasets.values():
+            # every training stream in equal shares (semi: natural and single-source mixtures), as the running
+            # averages of training would hold them
+            count = min(share, len(dataset) // size)
+            if isinstance(dataset, torch.utils.data.IterableDataset):
+                fixed = dataset.first_batches(size, count)
+            else:
+                fixed = (collate_mixtures([dataset[i] for i in range(index * size, (index + 1) * size)])
+                         for index in range(count))
+            for batch in fixed:
+                prompts = [p for item in batch.get("captions", batch.get("prompts")) for p in item]
+                text = self.grounding.encode_text(prompts).to(self.dist.device)
+                self.model(batch["mixture"].to(self.dist.device), text)
         for norm, momentum in zip(norms, momenta):
             norm.momentum = momentum
         self.model.eval()
@@ -248,8 +253,10 @@ class Trainer:
             peak = max(batch["mixture"][index].abs().max().item(), 1e-6)
             self.writer.add_audio(f"example{index}/mixture", batch["mixture"][index] / peak, self.epoch, rate)
             for slot, prompt in enumerate(batch["prompts"][index]):
-                self.writer.add_audio(f"example{index}/{slot}-{prompt[:40]}", waveforms[index, slot] / peak,
-                                      self.epoch, rate)
+                # scaled like the mixture so levels compare; an estimate louder than the mixture is clipped
+                # here rather than by tensorboard (which prints a warning per clip)
+                self.writer.add_audio(f"example{index}/{slot}-{prompt[:40]}",
+                                      (waveforms[index, slot] / peak).clamp(-1.0, 1.0), self.epoch, rate)
 
     def _training_state(self) -> dict:
         return {
@@ -263,7 +270,7 @@ class Trainer:
             return
         provenance = {"mode": self.config.mode, "grounding": self.config.grounding, "epoch": self.epoch,
                       "global_step": self.global_step, "best_validation_sdr": self.best_sdr,
-                      "training_config": asdict(self.config)}
+                      "grounding_text_signature": self.text_signature, "training_config": asdict(self.config)}
         write_model_folder(self.out / "checkpoints" / name, self.model, self.config.model, provenance,
                            self._training_state() if with_state else None)
 

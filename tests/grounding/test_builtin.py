@@ -127,3 +127,26 @@ def test_partial_matches_weigh_less_than_whole_captions():
     labels = [frozenset({"violin"}), frozenset({"violin", "rain"}), frozenset({"siren"})]
     weights = match_weights(labels, 0.2)
     assert torch.allclose(weights, torch.tensor([[1.0, 0.0, 0.0], [0.2, 1.0, 0.0], [0.0, 0.0, 1.0]]))
+
+
+def test_class_ranking_rewards_putting_every_own_class_first():
+    from bisep.train.grounding import class_ranking_loss
+
+    names = ["dog", "rain", "siren", "violin"]
+    labels = [frozenset({"violin", "rain"}), frozenset({"siren"})]
+    both_first = torch.tensor([[0.0, 9.0, 0.0, 9.0], [0.0, 0.0, 9.0, 0.0]])
+    one_missing = torch.tensor([[9.0, 0.0, 0.0, 9.0], [0.0, 0.0, 9.0, 0.0]])
+    # the 2-class row cannot do better than log 2 (half its target on each class); the 1-class row reaches 0
+    assert class_ranking_loss(both_first, labels, names) == pytest.approx(0.5 * float(torch.log(torch.tensor(2.0))),
+                                                                          abs=1e-3)
+    assert class_ranking_loss(one_missing, labels, names) > 2.0
+
+
+def test_training_with_the_class_ranking_term_runs_and_validation_uses_own_paraphrases(tiny_corpus, tmp_path):
+    config = GroundingTrainingConfig(steps=2, batch_size=8, validate_every=2, seed=1, class_ranking=0.5,
+                                     text_noise=0.3)
+    train_grounding(tiny_corpus, tmp_path / "g", config, SMALL, log=lambda *_: None)
+    results = evaluate_grounding(load_grounding(tmp_path / "g"), tiny_corpus, None, split="valid")
+    assert results["split"] == "valid" and results["unseen_phrasings"] == "validation_phrasings"
+    assert evaluate_grounding(load_grounding(tmp_path / "g"), tiny_corpus, None)["unseen_phrasings"] == \
+        "held_out_phrasings"

@@ -69,6 +69,36 @@ def test_every_mode_trains_and_checkpoints(mode, tiny_corpus, grounding_folder, 
     assert list((tmp_path / "run" / "tensorboard").iterdir())
 
 
+def test_weak_without_the_contrastive_term_skips_the_audio_tower(tiny_corpus, grounding_folder, tmp_path,
+                                                                 monkeypatch):
+    config = load_config(TrainConfig, write_config(tmp_path / "c.yaml", tiny_corpus, grounding_folder,
+                                                   tmp_path / "run", epochs=1, loss={"contrastive": 0.0}))
+    calls = []
+    original = BuiltinGrounding.encode_audio
+    monkeypatch.setattr(BuiltinGrounding, "encode_audio",
+                        lambda self, *args, **kwargs: calls.append(1) or original(self, *args, **kwargs))
+    Trainer(config, log=lambda *_: None).run(max_steps=2)
+    steps = [r for r in history(tmp_path / "run") if "loss" in r]
+    assert steps and {"mix_and_separate", "consistency"} <= set(steps[0]) and "contrastive" not in steps[0]
+    assert not calls
+
+
+def test_a_separator_refuses_a_grounding_model_with_other_text_features(tiny_corpus, grounding_folder, tmp_path):
+    from bisep.errors import BisepError
+    from bisep.separator.api import Separator
+
+    config = load_config(TrainConfig, write_config(tmp_path / "c.yaml", tiny_corpus, grounding_folder,
+                                                   tmp_path / "run", epochs=1, mode="supervised"))
+    Trainer(config, log=lambda *_: None).run(max_steps=1)
+    best = tmp_path / "run" / "checkpoints" / "best"
+    assert Separator.from_pretrained(best, device="cpu").grounding.embedding_dim == 16
+    torch.manual_seed(1)
+    retrained = tmp_path / "retrained"
+    BuiltinGrounding(BuiltinGroundingConfig(embedding_dim=16, channels=[4, 4, 4, 4])).save(retrained)
+    with pytest.raises(BisepError, match="another grounding model's text features"):
+        Separator.from_pretrained(best, device="cpu", grounding=str(retrained))
+
+
 def test_resume_after_a_kill_reproduces_the_following_losses(tiny_corpus, grounding_folder, tmp_path):
     common = dict(checkpoint_every_steps=2, epochs=2)
     full = load_config(TrainConfig, write_config(tmp_path / "a.yaml", tiny_corpus, grounding_folder,
@@ -148,3 +178,25 @@ def test_streamed_training_resumes_exactly(tiny_corpus, grounding_folder, tmp_pa
     assert sorted(resumed) == [3, 4]
     for step, loss in resumed.items():
         assert loss == pytest.approx(expected[step], abs=1e-6)
+
+
+def test_semi_recalibrates_batch_norm_on_both_training_streams(tiny_corpus, grounding_folder, tmp_path):
+    config = load_config(TrainConfig, write_config(tmp_path / "c.yaml", tiny_corpus, grounding_folder,
+                                                   tmp_path / "run", mode="semi"))
+    trainer = Trainer(config, log=lambda *_: None)
+    calls = []
+
+    class Recording(torch.utils.data.Dataset):
+        def __init__(self, inner, name):
+            self.inner, self.name = inner, name
+
+        def __len__(self):
+            return len(self.inner)
+
+        def __getitem__(self, index):
+            calls.append(self.name)
+            return self.inner[index]
+
+    trainer.datasets = {name: Recording(dataset, name) for name, dataset in trainer.datasets.items()}
+    trainer.recalibrate_batch_norm(batches=4)
+    assert calls.count("natural") == calls.count("single") == 2 * config.optim.batch_size
