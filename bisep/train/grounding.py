@@ -217,16 +217,20 @@ def train_grounding(
         optimiser, lambda step: min(1.0, (step + 1) / warmup)
         * 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps)))
     pooled_cache: dict[str, torch.Tensor] = {}
+
+    def pooled_sentences(texts: list[str]) -> torch.Tensor:
+        """Frozen MiniLM sentence vectors ``(len(texts), 384)``, each text encoded once per training run."""
+        unique = sorted(set(texts) - set(pooled_cache))
+        if unique:
+            pooled_cache.update(zip(unique, model.text(unique)[2]))
+        return torch.stack([pooled_cache[text] for text in texts])
+
     class_names = sorted(train.phrasings)
     best, history = -1.0, []
     for step in range(1, config.steps + 1):
         model.train()
         waves, captions, labels = make_batch(train, config, rng)
-        unique = sorted(set(captions) - set(pooled_cache))
-        if unique:
-            _, _, pooled = model.text(unique)
-            pooled_cache.update(zip(unique, pooled))
-        pooled = torch.stack([pooled_cache[c] for c in captions])
+        pooled = pooled_sentences(captions)
         if config.text_noise:
             generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
             pooled = pooled + config.text_noise * pooled.pow(2).mean(1, keepdim=True).sqrt() * torch.randn(
@@ -237,11 +241,7 @@ def train_grounding(
         loss = multi_positive_infonce(logits, match_weights(labels, config.partial_positive))
         if config.class_ranking:
             class_texts = [str(rng.choice(train.phrasings[name])) for name in class_names]
-            unique = sorted(set(class_texts) - set(pooled_cache))
-            if unique:
-                pooled_cache.update(zip(unique, model.text(unique)[2]))
-            class_text = nn.functional.normalize(
-                model.text_projection(torch.stack([pooled_cache[t] for t in class_texts])), dim=-1)
+            class_text = nn.functional.normalize(model.text_projection(pooled_sentences(class_texts)), dim=-1)
             ranking = class_ranking_loss(model.logit_scale * audio @ class_text.T, labels, class_names)
             loss = loss + config.class_ranking * ranking
         optimiser.zero_grad(set_to_none=True)
