@@ -32,6 +32,7 @@ from torch import nn
 from bisep.audio import load_audio
 from bisep.data.format import Dataset
 from bisep.grounding.builtin import BuiltinGrounding, BuiltinGroundingConfig
+from bisep.grounding.evaluate import class_embeddings
 
 CONNECTIVES = ("{} while {}", "{} and {}", "{} with {} in the background", "{} as {}", "{} followed by {}")
 
@@ -170,20 +171,11 @@ def class_ranking_loss(logits: torch.Tensor, labels: list[frozenset[str]], names
 def zero_shot_accuracy(model: BuiltinGrounding, clips: CaptionedClips, batch: int = 64) -> float:
     """Top-1 class accuracy of single-source clips against each class's seen phrasings (averaged)."""
     names = sorted(clips.phrasings)
-    class_embeddings = class_text_embeddings(model, {n: clips.phrasings[n] for n in names})
+    class_texts = class_embeddings(model, {n: clips.phrasings[n] for n in names})
     audio = embed_audio(model, clips.audio, clips.sample_rate, batch)
-    predicted = (audio @ class_embeddings.T).argmax(1)
+    predicted = (audio @ class_texts.T).argmax(1)
     truth = torch.tensor([names.index(next(iter(labels))) for labels in clips.labels])
     return float((predicted == truth).float().mean())
-
-
-def class_text_embeddings(model, phrasings: dict[str, list[str]]) -> torch.Tensor:
-    """One embedding per class: the normalised mean of its phrasings' embeddings ``(classes, D)``."""
-    rows = []
-    for name in phrasings:
-        embedding = model.encode_text(phrasings[name]).embedding.mean(0)
-        rows.append(nn.functional.normalize(embedding, dim=0))
-    return torch.stack(rows)
 
 
 @torch.no_grad()
