@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -130,10 +131,10 @@ def test_partial_matches_weigh_less_than_whole_captions():
 
 
 def test_class_ranking_rewards_putting_every_own_class_first():
-    from bisep.train.grounding import class_ranking_loss
+    from bisep.train.grounding import class_ranking_loss, uniform_shares
 
     names = ["dog", "rain", "siren", "violin"]
-    labels = [frozenset({"violin", "rain"}), frozenset({"siren"})]
+    labels = [uniform_shares(frozenset({"violin", "rain"})), uniform_shares(frozenset({"siren"}))]
     both_first = torch.tensor([[0.0, 9.0, 0.0, 9.0], [0.0, 0.0, 9.0, 0.0]])
     one_missing = torch.tensor([[9.0, 0.0, 0.0, 9.0], [0.0, 0.0, 9.0, 0.0]])
     # the 2-class row cannot do better than log 2 (half its target on each class); the 1-class row reaches 0
@@ -142,9 +143,24 @@ def test_class_ranking_rewards_putting_every_own_class_first():
     assert class_ranking_loss(one_missing, labels, names) > 2.0
 
 
+def test_level_weighted_ranking_gives_a_quieter_addition_a_smaller_share(tiny_corpus):
+    from bisep.train.grounding import level_share, load_split, make_batch, class_phrasings
+    from bisep.data.format import Dataset
+
+    assert level_share(-12.0) < level_share(-6.0) < level_share(0.0) == pytest.approx(0.5)
+    dataset = Dataset.open(tiny_corpus)
+    clips = load_split(dataset, "grounding", class_phrasings(dataset)[0])
+    config = GroundingTrainingConfig(batch_size=4, mixed_share=0.5, ranking_by_level=True)
+    _, _, labels, shares = make_batch(clips, config, np.random.default_rng(0))
+    assert len(shares) == len(labels) == 6
+    for row_labels, row in zip(labels, shares):
+        assert set(row) == set(row_labels) and sum(row.values()) == pytest.approx(1.0)
+    assert any(min(row.values()) < 0.45 for row in shares[4:])
+
+
 def test_training_with_the_class_ranking_term_runs_and_validation_uses_own_paraphrases(tiny_corpus, tmp_path):
     config = GroundingTrainingConfig(steps=2, batch_size=8, validate_every=2, seed=1, class_ranking=0.5,
-                                     text_noise=0.3)
+                                     text_noise=0.3, ranking_by_level=True)
     train_grounding(tiny_corpus, tmp_path / "g", config, SMALL, log=lambda *_: None)
     results = evaluate_grounding(load_grounding(tmp_path / "g"), tiny_corpus, None, split="valid")
     assert results["split"] == "valid" and results["unseen_phrasings"] == "validation_phrasings"
