@@ -8,14 +8,14 @@ rely on. To make the model see exactly that contrast, each batch also holds on-t
 with other clips (at -12..0 dB) captioned as mixtures, beside the clean originals (hard negatives).
 Augmentation: gain, circular time shift, background noise, and other seen phrasings of the same classes.
 The shipped recipe (the defaults) adds text noise and a ranking term. ``text_noise``: Gaussian noise on the
-frozen sentence vectors, so the projection does not over-fit the few seen phrasings of each class. ``class_ranking``:
-each clip and mixture ranks one seen phrasing per class, audio-to-text only, with a target spread over its own
-classes; with ``ranking_by_level`` the added clip of an on-the-fly mixture gets its amplitude's share of that
-target, so 2-source mixtures rank both sources' phrases high while a louder addition still moves a mixture
-further from the main clip's phrase (the leakage ordering). ``partial_positive`` (off) makes a text naming only
-some of a mixture's sources a weak positive in both InfoNCE directions; at 0.2 it cut the leakage ordering from
-98 % to 82 % of test pairs (docs/models.md): in the text-to-audio direction it rewards a source's phrase for
-finding the source with leakage.
+frozen sentence vectors, so the projection does not over-fit the few seen phrasings of each class.
+``class_ranking``: each clip and mixture ranks one seen phrasing per class, audio-to-text only, with a target
+spread over its own classes; with ``ranking_by_level`` the added clip of an on-the-fly mixture gets its
+amplitude's share of that target, so 2-source mixtures rank both sources' phrases high while a louder addition
+still moves a mixture further from the main clip's phrase (the leakage ordering). ``partial_positive`` (off)
+makes a text naming only some of a mixture's sources a weak positive in both InfoNCE directions; at 0.2 it cut
+the leakage ordering from 98 % to 82 % of test pairs (docs/models.md): in the text-to-audio direction it
+rewards a source's phrase for finding the source with leakage.
 """
 
 from __future__ import annotations
@@ -124,9 +124,12 @@ def make_batch(clips: CaptionedClips, config: GroundingTrainingConfig, rng: np.r
             first, second = second, first
         captions.append(str(rng.choice(CONNECTIVES)).format(first, second))
         labels.append(clips.labels[index] | clips.labels[other])
-        added_share = level_share(relative_db) if config.ranking_by_level else 0.5
-        shares.append(uniform_shares(clips.labels[index], 1 - added_share)
-                      | uniform_shares(clips.labels[other], added_share))
+        if config.ranking_by_level:
+            added_share = level_share(relative_db)
+            shares.append(uniform_shares(clips.labels[index], 1 - added_share)
+                          | uniform_shares(clips.labels[other], added_share))
+        else:
+            shares.append(uniform_shares(labels[-1]))
     batch = torch.stack(waves)
     shifts = rng.integers(0, batch.shape[1], size=batch.shape[0])
     batch = torch.stack([torch.roll(w, int(s)) for w, s in zip(batch, shifts)])

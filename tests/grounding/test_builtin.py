@@ -156,6 +156,9 @@ def test_level_weighted_ranking_gives_a_quieter_addition_a_smaller_share(tiny_co
     for row_labels, row in zip(labels, shares):
         assert set(row) == set(row_labels) and sum(row.values()) == pytest.approx(1.0)
     assert any(min(row.values()) < 0.45 for row in shares[4:])
+    equal = GroundingTrainingConfig(batch_size=4, mixed_share=0.5, ranking_by_level=False)
+    _, _, labels, shares = make_batch(clips, equal, np.random.default_rng(0))
+    assert all(row == {label: 1 / len(row_labels) for label in row_labels} for row_labels, row in zip(labels, shares))
 
 
 def test_training_with_the_class_ranking_term_runs_and_validation_uses_own_paraphrases(tiny_corpus, tmp_path):
