@@ -94,8 +94,9 @@ def prepare_grounding(plan: BenchmarkPlan, corpus: Path) -> str:
     return str(folder)
 
 
-def train_run(plan: BenchmarkPlan, name: str, seed: int, corpus: Path, grounding: str) -> tuple[Path, float]:
-    """Train one separator (or reuse a finished one); returns its best checkpoint and training minutes."""
+def train_run(plan: BenchmarkPlan, name: str, seed: int, corpus: Path, grounding: str) -> tuple[Path, float, bool]:
+    """Train one separator (or reuse a finished one); returns its best checkpoint, training minutes and whether
+    it was reused."""
     from bisep.config import load_config
     from bisep.train.config import TrainConfig
     from bisep.train.trainer import Trainer
@@ -106,7 +107,7 @@ def train_run(plan: BenchmarkPlan, name: str, seed: int, corpus: Path, grounding
     if done.is_file() and (out / "checkpoints" / "best" / "model.safetensors").is_file():
         summary = json.loads(done.read_text())
         _log(f"{name} seed {seed}: reusing {out}")
-        return out / "checkpoints" / "best", summary["seconds"] / 60
+        return out / "checkpoints" / "best", summary["seconds"] / 60, True
     epochs = max(1, plan.steps // plan.validate_every)
     overrides = [f"seed={seed}", f"out={out}", f"data.corpus={corpus}", f"grounding={grounding}",
                  f"epochs={epochs}", f"checkpoint_every_epochs={epochs + 1}", *extra, *plan.overrides]
@@ -115,7 +116,7 @@ def train_run(plan: BenchmarkPlan, name: str, seed: int, corpus: Path, grounding
     config = replace(config, data=replace(config.data, items_per_epoch=plan.validate_every * batch))
     _log(f"{name} seed {seed}: training {epochs * plan.validate_every} steps ({preset} {' '.join(extra)})")
     summary = Trainer(config, log=lambda text: _log(f"{name} seed {seed}: {text}")).run()
-    return out / "checkpoints" / "best", summary["seconds"] / 60
+    return out / "checkpoints" / "best", summary["seconds"] / 60, False
 
 
 def evaluate_run(plan: BenchmarkPlan, checkpoint: Path, name: str, seed: int, corpus: Path, grounding: str,
@@ -170,7 +171,7 @@ def run_benchmark(plan: BenchmarkPlan) -> dict:
     plan.out.mkdir(parents=True, exist_ok=True)
     corpus = prepare_corpus(plan)
     grounding = prepare_grounding(plan, corpus)
-    table: dict = {"runs": {}, "references": {}, "minutes": {}, "evaluation_minutes": 0.0}
+    table: dict = {"runs": {}, "references": {}, "minutes": {}, "evaluation_minutes": 0.0, "reused_runs": []}
     for compositions in ("test_2", "test_3"):
         results = evaluate_references(plan, corpus, grounding, compositions)
         table["evaluation_minutes"] += results.get("timing", {}).get("seconds", 0.0) / 60
@@ -179,8 +180,10 @@ def run_benchmark(plan: BenchmarkPlan) -> dict:
             for method in ("mixture", "irm", "ibm", "reference") if method in results.get("summary", {})}
     for seed in range(plan.seeds):
         for name in plan.runs:
-            checkpoint, minutes = train_run(plan, name, seed, corpus, grounding)
+            checkpoint, minutes, reused = train_run(plan, name, seed, corpus, grounding)
             table["minutes"][f"{name}-seed{seed}"] = minutes
+            if reused:
+                table["reused_runs"].append(f"{name}-seed{seed}")
             for compositions in ("test_2", "test_3"):
                 results = evaluate_run(plan, checkpoint, name, seed, corpus, grounding, compositions)
                 table["evaluation_minutes"] += results.get("timing", {}).get("seconds", 0.0) / 60
@@ -225,13 +228,15 @@ def relative_figures(table: dict, compositions: str = "test_2") -> dict[str, flo
 
 def render_section(table: dict) -> str:
     plan = table["plan"]
+    reused = table.get("reused_runs", [])
     lines = [f"## Benchmark: the four training modes and the loss ablations ({time.strftime('%Y-%m-%d')})", "",
              f"Command: `bisep benchmark --size {plan['size']} --seeds {plan['seeds']} --steps {plan['steps']}"
              + (f" --test-items {plan['test_items']}" if plan["test_items"] else "") + "`  ",
              f"Machine: {platform.machine()}, {_cpu_count()} cores, Python {platform.python_version()}; "
              f"wall time {table['wall_minutes']:.1f} min (training {sum(table['minutes'].values()):.1f} + "
-             f"evaluation {table.get('evaluation_minutes', 0.0):.1f} min summed over all runs, including runs "
-             f"reused from an interrupted invocation); seeds 0..{plan['seeds'] - 1}; "
+             f"evaluation {table.get('evaluation_minutes', 0.0):.1f} min summed over all runs"
+             + (f", including {len(reused)} run(s) reused from an earlier invocation: {', '.join(reused)}"
+                if reused else "") + f"); seeds 0..{plan['seeds'] - 1}; "
              f"grounding `{plan['grounding']}`; every run {plan['steps']} optimiser steps of the "
              f"`configs/builtin/` preset (same model, batch, crops).", ""]
     for compositions in ("test_2", "test_3"):

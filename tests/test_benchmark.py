@@ -20,13 +20,15 @@ def test_benchmark_trains_scores_and_writes_the_table_then_reuses_it(tiny_corpus
     assert table["references"]["test_2"]["irm"]["sdri"] > 3  # the oracle separates even on tiny clips
     text = ledger.read_text()
     assert text.index("## Benchmark: the four training modes") < text.index("## Older section")
-    assert "weak / unsupervised SDR" in text and "intro" in text
+    assert "weak / unsupervised SDR" in text and "intro" in text and "reused" not in text
     saved = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
     assert saved["runs"] == table["runs"]
     capsys.readouterr()
     again = run_benchmark(plan)  # everything finished is reused, nothing retrained
     assert again["runs"] == table["runs"]
     assert "training" not in capsys.readouterr().out
+    assert again["reused_runs"] == ["unsupervised-seed0", "weak-seed0"]
+    assert "2 run(s) reused from an earlier invocation: unsupervised-seed0, weak-seed0" in ledger.read_text()
 
 
 def test_insert_section_creates_the_ledger(tmp_path):
