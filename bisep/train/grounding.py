@@ -144,6 +144,7 @@ def make_batch(clips: CaptionedClips, config: GroundingTrainingConfig, rng: np.r
 
 
 def uniform_shares(labels: frozenset[str], total: float = 1.0) -> dict[str, float]:
+    """``total`` split evenly over ``labels``: a clip's classes are equally present as far as its caption says."""
     return {label: total / len(labels) for label in labels}
 
 
