@@ -33,6 +33,7 @@ from bisep.audio import load_audio
 from bisep.data.format import Dataset
 from bisep.grounding.builtin import BuiltinGrounding, BuiltinGroundingConfig
 from bisep.grounding.evaluate import class_embeddings
+from bisep.train.rewording import reword
 
 CONNECTIVES = ("{} while {}", "{} and {}", "{} with {} in the background", "{} as {}", "{} followed by {}")
 
@@ -51,6 +52,7 @@ class GroundingTrainingConfig:
     text_noise: float = 0.6
     class_ranking: float = 1.0
     ranking_by_level: bool = True
+    rewording: float = 0.0
     seed: int = 0
     validate_every: int = 300
     threads: int = 2
@@ -107,7 +109,7 @@ def make_batch(clips: CaptionedClips, config: GroundingTrainingConfig, rng: np.r
     waves, captions, labels, shares = [], [], [], []
     for index in chosen:
         waves.append(clips.audio[index])
-        captions.append(_reword(clips, int(index), rng))
+        captions.append(_reword(clips, int(index), rng, config.rewording))
         labels.append(clips.labels[index])
         shares.append(uniform_shares(clips.labels[index]))
     for position in range(int(config.batch_size * config.mixed_share)):
@@ -119,7 +121,8 @@ def make_batch(clips: CaptionedClips, config: GroundingTrainingConfig, rng: np.r
         main, added = clips.audio[index], clips.audio[other]
         added = added * _rms(main) / _rms(added) * 10 ** (relative_db / 20)
         waves.append(main + added)
-        first, second = _reword(clips, index, rng), _reword(clips, other, rng)
+        first = _reword(clips, index, rng, config.rewording)
+        second = _reword(clips, other, rng, config.rewording)
         if relative_db > -4 and rng.random() < 0.5:
             first, second = second, first
         captions.append(str(rng.choice(CONNECTIVES)).format(first, second))
@@ -156,12 +159,14 @@ def level_share(relative_db: float) -> float:
     return amplitude / (1 + amplitude)
 
 
-def _reword(clips: CaptionedClips, index: int, rng: np.random.Generator) -> str:
-    """The clip's caption, or (half the time) its classes said with other seen phrasings."""
+def _reword(clips: CaptionedClips, index: int, rng: np.random.Generator, rewording: float = 0.0) -> str:
+    """The clip's caption, or (half the time) its classes said with other seen phrasings, each reworded
+    (framed, words deleted) with probability ``rewording``."""
     labels = sorted(clips.labels[index])
     if rng.random() < 0.5 or any(label not in clips.phrasings for label in labels):
         return _plain(clips.captions[index])
-    phrases = [str(rng.choice(clips.phrasings[label])) for label in rng.permutation(labels)]
+    phrases = [reword(str(rng.choice(clips.phrasings[label])), rng, rewording)
+               for label in rng.permutation(labels)]
     text = phrases[0]
     for phrase in phrases[1:]:
         text = str(rng.choice(CONNECTIVES[:2])).format(text, phrase)
@@ -256,7 +261,8 @@ def train_grounding(
         logits = model.logit_scale * audio @ text.T
         loss = multi_positive_infonce(logits, match_weights(labels, config.partial_positive))
         if config.class_ranking:
-            class_texts = [str(rng.choice(train.phrasings[name])) for name in class_names]
+            class_texts = [reword(str(rng.choice(train.phrasings[name])), rng, config.rewording)
+                           for name in class_names]
             class_text = nn.functional.normalize(model.text_projection(pooled_sentences(class_texts)), dim=-1)
             ranking = class_ranking_loss(model.logit_scale * audio @ class_text.T, shares, class_names)
             loss = loss + config.class_ranking * ranking
