@@ -21,6 +21,8 @@ def test_benchmark_trains_scores_and_writes_the_table_then_reuses_it(tiny_corpus
     text = ledger.read_text()
     assert text.index("## Benchmark: the four training modes") < text.index("## Older section")
     assert "weak / unsupervised SDR" in text and "intro" in text and "reused" not in text
+    # only the claims whose runs both ran, and the command names the runs it was given
+    assert "semi / supervised" not in text and "nan" not in text and "--runs unsupervised,weak`" in text
     saved = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
     assert saved["runs"] == table["runs"]
     capsys.readouterr()
@@ -35,3 +37,14 @@ def test_insert_section_creates_the_ledger(tmp_path):
     ledger = tmp_path / "B.md"
     insert_section(ledger, "## New\n\nx\n")
     assert ledger.read_text().startswith("# bisep benchmarks\n\n## New")
+
+
+def test_a_table_without_any_comparison_says_so_instead_of_printing_nan():
+    from bisep.benchmark import render_section
+
+    scores = {"sdr": 5.0, "sdri": 4.8, "si_sdri": 2.0, "sir": 9.0, "sar": 11.0, "clap_score": 0.5}
+    table = {"runs": {"weak": {"test_2": [scores], "test_3": [scores]}}, "references": {},
+             "minutes": {"weak-seed0": 8.0}, "wall_minutes": 9.0, "plan": {"size": "small", "seeds": 1, "steps": 500, "test_items": 300,
+                                           "runs": ["weak"], "grounding": "builtin"}}
+    text = render_section(table)
+    assert "nan" not in text and "No relative figures" in text and "--runs weak`" in text

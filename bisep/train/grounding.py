@@ -7,15 +7,18 @@ clean source from the same source with something else still in it, the property 
 rely on. To make the model see exactly that contrast, each batch also holds on-the-fly mixtures of its clips
 with other clips (at -12..0 dB) captioned as mixtures, beside the clean originals (hard negatives).
 Augmentation: gain, circular time shift, background noise, and other seen phrasings of the same classes.
-The shipped recipe (the defaults) adds text noise and a ranking term. ``text_noise``: Gaussian noise on the
-frozen sentence vectors, so the projection does not over-fit the few seen phrasings of each class.
+The shipped recipe (the defaults) adds text noise, a ranking term and rewording. ``text_noise``: Gaussian noise
+on the frozen sentence vectors, so the projection does not over-fit the few seen phrasings of each class.
 ``class_ranking``: each clip and mixture ranks one seen phrasing per class, audio-to-text only, with a target
 spread over its own classes; with ``ranking_by_level`` the added clip of an on-the-fly mixture gets its
 amplitude's share of that target, so 2-source mixtures rank both sources' phrases high while a louder addition
-still moves a mixture further from the main clip's phrase (the leakage ordering). ``partial_positive`` (off)
-makes a text naming only some of a mixture's sources a weak positive in both InfoNCE directions; at 0.2 it cut
-the leakage ordering from 98 % to 82 % of test pairs (docs/models.md): in the text-to-audio direction it
-rewards a source's phrase for finding the source with leakage.
+still moves a mixture further from the main clip's phrase (the leakage ordering). ``rewording``: each seen
+phrasing drawn for a caption or the ranking term is framed by a template or loses words with this probability
+(bisep.train.rewording), which narrowed the gap between seen phrasings and unseen paraphrases; the new texts
+this makes cost the frozen sentence encoder about 40 % more time per step.
+``partial_positive`` (off) makes a text naming only some of a mixture's sources a weak positive in both InfoNCE
+directions; at 0.2 it cut the leakage ordering from 98 % to 82 % of test pairs (docs/models.md): in the
+text-to-audio direction it rewards a source's phrase for finding the source with leakage.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ class GroundingTrainingConfig:
     text_noise: float = 0.6
     class_ranking: float = 1.0
     ranking_by_level: bool = True
-    rewording: float = 0.0
+    rewording: float = 0.5
     seed: int = 0
     validate_every: int = 300
     threads: int = 2
