@@ -50,6 +50,29 @@ def test_padding_to_the_context_keeps_the_encoders_padding_states(model):
     assert torch.allclose(short.tokens[0], padded.tokens[0, : short.tokens.shape[1]], atol=1e-5)
 
 
+def test_sentence_vectors_in_length_chunks_match_one_padded_batch_in_order(model):
+    prompts = ["a violin plays", "rain", "a man speaks while rain falls in the background and a dog barks",
+               "wind blows", "the sound of a cello being bowed slowly", "a clock ticks"]
+    together = model.text(prompts)[2]
+    chunked = model.text.sentence_vectors(prompts, chunk=2)
+    assert chunked.shape == together.shape
+    assert torch.allclose(chunked, together, atol=1e-5)
+    assert not torch.allclose(chunked[0], chunked[1], atol=1e-3)
+
+
+def test_channels_last_audio_tower_matches_the_plain_layout_and_survives_save_and_load(model, tmp_path):
+    second_conv = 4  # conv, norm, relu, pool per block; the first conv's single input channel fits both layouts
+    assert model.audio.blocks[second_conv].weight.is_contiguous(memory_format=torch.channels_last)
+    log_mel = torch.randn(3, SMALL.mels, 50)
+    plain = BuiltinGrounding(SMALL).freeze()
+    plain.load_state_dict(model.state_dict())
+    plain.audio.blocks.to(memory_format=torch.contiguous_format)
+    assert not plain.audio.blocks[second_conv].weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(model.audio(log_mel), plain.audio(log_mel), atol=1e-5)
+    model.save(tmp_path / "m")
+    assert load_builtin(tmp_path / "m").audio.blocks[second_conv].weight.is_contiguous(memory_format=torch.channels_last)
+
+
 def test_empty_prompt_is_refused(model):
     with pytest.raises(BisepError, match="empty prompt"):
         model.encode_text(["a dog", "   "])
