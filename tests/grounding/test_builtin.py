@@ -70,7 +70,8 @@ def test_channels_last_audio_tower_matches_the_plain_layout_and_survives_save_an
     assert not plain.audio.blocks[second_conv].weight.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(model.audio(log_mel), plain.audio(log_mel), atol=1e-5)
     model.save(tmp_path / "m")
-    assert load_builtin(tmp_path / "m").audio.blocks[second_conv].weight.is_contiguous(memory_format=torch.channels_last)
+    loaded = load_builtin(tmp_path / "m")
+    assert loaded.audio.blocks[second_conv].weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_empty_prompt_is_refused(model):

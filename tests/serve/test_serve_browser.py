@@ -59,7 +59,8 @@ PLAYS = """
 const [audio, done] = [arguments[0], arguments[arguments.length - 1]];
 const report = (error) => done({duration: audio.duration, position: audio.currentTime, error});
 const started = Date.now();  // a loaded machine may take more than a moment before the position moves
-const advanced = () => (audio.currentTime > 0 || Date.now() - started > 5000) ? report(null) : setTimeout(advanced, 100);
+const moved = () => audio.currentTime > 0 || Date.now() - started > 5000;
+const advanced = () => moved() ? report(null) : setTimeout(advanced, 100);
 const play = () => audio.play().then(() => setTimeout(advanced, 400)).catch((e) => report(String(e)));
 audio.addEventListener("error", () => report("media error " + audio.error.code), {once: true});
 if (audio.readyState >= 1) play(); else { audio.addEventListener("loadedmetadata", play, {once: true}); audio.load(); }
