@@ -1,10 +1,11 @@
 """Caption -> single-source phrases: "A man speaks while birds chirp in the background" -> ["a man speaks",
 "birds chirp"].
 
-The method prompts the separator with one phrase per source of a natural mixture, so the parser splits a
-caption where a connective joins two sources and keeps together what one source does ("a dog barks and
-growls"). It runs offline without a tagger or model: a lexicon of sound verbs and word-shape rules stand in
-for parts of speech. The heuristics, each covered by a test:
+The method prompts the separator with one phrase per sound event of a natural mixture, so the parser splits a
+caption where a connective joins two sources, and, as AudioCaps-style parsers do, where one subject does two
+things ("a dog barks and growls" -> "a dog barks", "a dog growls"). It runs offline without a tagger or model:
+a lexicon of sound verbs and word-shape rules stand in for parts of speech. The heuristics, each covered by a
+test:
 
 - Connectives. Noun connectives ("followed by", "along with", "together with", "as well as", "accompanied by",
   "interrupted by") always start a new source. Clause connectives ("and", "then", commas, "while", "whilst",
@@ -12,11 +13,18 @@ for parts of speech. The heuristics, each covered by a test:
   ("with", "over", "during", "amid") start one unless a bare noun of manner, tool or medium follows ("with a
   low voice", "over a loudspeaker") or the "with" sits inside the subject ("a man with a deep voice speaks").
 - Subject ellipsis. After a clause connective, a conjunct that opens with a finite verb or auxiliary
-  ("barks", "is slammed", "revved") or a pronoun ("as it passes by") continues the previous source. A bare
-  -ing conjunct continues it only after "and"/"then"/a comma and an -ing predicate ("people talking and
-  laughing", "rustling and crinkling of a bag") and names no object of its own; otherwise it is a sound of
-  its own ("a man speaks while typing" -> "typing": the keyboard, not the voice, makes it; "wind blowing and
-  knocking on a door").
+  ("barks", "is slammed", "revved") or a pronoun ("as it passes by") continues the previous source, unless a
+  third-person form follows a plural verb ("people clap and cheers": a noun). A bare -ing conjunct continues
+  it only after "and"/"then"/a comma and an -ing predicate ("people talking and laughing", "rustling and
+  crinkling of a bag") and names no object of its own; otherwise it is a sound of its own ("a man speaks
+  while typing" -> "typing": the keyboard, not the voice, makes it; "wind blowing and knocking on a door").
+- Shared-subject verbs. A verb conjunct continued after "and", "then" or a comma becomes a phrase of its own
+  with the previous clause's subject ("a man speaks loudly and laughs" -> "a man speaks loudly", "a man
+  laughs"; "a dog barks, growls and whines" -> three), with its auxiliaries when the verb forms match
+  ("children are playing and shouting" -> "children are shouting"; "is started and then revved" -> "is
+  revved"). A pronoun clause ("as it passes by") and a verb without a subject ("rustling and crinkling of a
+  bag") stay attached. Adjectives or adverbs alone after "and" describe the same event ("wind blows hard and
+  strong", "a loud and sharp bang").
 - Shared subjects. Persons joined by "and" before one verb stay one phrase ("a man and a woman talk(ing)");
   other nouns joined by "and" are separate sources ("speech and laughter", "a cello melody and a drum beat").
 - Repeats. A repeated verb ("and then barks again") is dropped, "again"/"once more" are removed, and phrases
@@ -30,8 +38,8 @@ for parts of speech. The heuristics, each covered by a test:
 Built-in corpus phrasings must open with a subject or noun (a bare gerund such as "knocking on a door" is
 fine only because it names an object) and carry no place modifier, or the parser cannot give them back.
 
-Known failures: a verb outside the lexicon is read as a noun ("a horse neighs and trots on pavement" splits
-off "trots on pavement"); "with" + an unlisted manner noun splits ("a man speaks with a lisp"); "a child
+Known failures: a verb outside the lexicon is read as a noun ("a horse neighs and canters on pavement" splits
+off "canters on pavement"); "with" + an unlisted manner noun splits ("a man speaks with a lisp"); "a child
 playing with a dog" splits off "a dog"; a pronoun joins the nearest source even when it refers further back
 ("a man speaks and a phone rings, then he answers").
 """
@@ -70,6 +78,8 @@ CONNECTIVES: dict[tuple[str, ...], str] = {
 _LONGEST_CONNECTIVE = max(len(words) for words in CONNECTIVES)
 # Connectives that are also particles: with nothing after them they belong to the verb ("a plane flies over").
 _PARTICLE_CONNECTIVES = frozenset({"over", "after", "before"})
+# Verbs that also end a resultative ("slams shut", "swings open"): after a verb they are not a second verb.
+_RESULT_WORDS = frozenset({"shut", "open"})
 # Connectives after which a bare -ing conjunct continues an -ing predicate ("talking and laughing").
 _COORDINATORS = frozenset({"and", "then", ","})
 
@@ -175,7 +185,12 @@ _SOUND_VERBS = (
     "slow leave arrive come go continue begin fade grow increase decrease die echo reverberate resonate work "
     "operate spin turn switch press flip wash scrub brush sweep vacuum mow cook fry boil chew eat drink swallow "
     "slurp gargle spit inflate deflate wrap tear rip fold zip hit strike smash break shatter drop toss throw bump "
-    "kick swim paddle row sail whoosh swoosh swish flap flutter toot blare emit produce make"
+    "kick swim paddle row sail whoosh swoosh swish flap flutter toot blare emit produce make trot gallop snort "
+    "lick lap peck nibble gnaw munch gulp sip yawn smack slap stir rinse simmer slosh swirl churn sway shake "
+    "swing shudder judder wobble jiggle tumble stumble stutter stammer splutter fuss cheep twitter gobble whoop "
+    "holler bellow yodel chatter whiz whizz tinker fiddle tune sew knit shred polish buff scamper scurry burst "
+    "backfire drizzle pelt lash improvise rehearse recite hang dribble kiss pull rise swell resume repeat circle "
+    "climb descend dive glide float recede depart reverse stall swerve dial ride fight spin hit tock"
 ).split()
 _IRREGULAR_FORMS = {
     "speak": "spoke spoken", "sing": "sang sung", "ring": "rang rung", "blow": "blew blown", "run": "ran",
@@ -183,6 +198,8 @@ _IRREGULAR_FORMS = {
     "break": "broke broken", "throw": "threw thrown", "make": "made", "come": "came", "go": "went gone",
     "begin": "began begun", "grow": "grew grown", "say": "said", "take": "took taken", "get": "got gotten",
     "leave": "left", "tear": "tore torn", "beat": "beaten", "shake": "shook shaken", "swing": "swung",
+    "rise": "rose risen", "hang": "hung", "ride": "rode ridden", "fight": "fought", "spin": "spun",
+    "whiz": "whizzes", "sew": "sewn",
 }
 
 
@@ -230,7 +247,12 @@ def parse_caption(caption: str) -> list[str]:
         if not phrases:
             phrases.append(words)
         elif _continues_previous(connective, kind, phrases[-1], words, placed):
-            if not _repeats(phrases[-1], words):
+            shared = _shared_subject(connective, phrases[-1], words)
+            if _repeats(phrases[-1], words):
+                continue
+            if shared:
+                phrases.append(shared + words)
+            else:
                 phrases[-1] = phrases[-1] + connective + words
         else:
             phrases.append(words)
@@ -354,7 +376,7 @@ def _continues_previous(connective: list[str], kind: str, previous: list[str], w
     """Whether ``words`` describe the source of ``previous`` rather than a new one (see the module docstring)."""
     if kind == NOUN_CONNECTIVE:
         return False
-    previous_is_bare_noun = _shape(previous) == "noun" and not _verb_positions(previous)
+    previous_is_bare_noun = _shape(previous) == "noun" and _clause_verb(previous) is None
     if kind == WEAK_CONNECTIVE:
         if placed:
             return False
@@ -366,14 +388,77 @@ def _continues_previous(connective: list[str], kind: str, previous: list[str], w
     if shape == "pronoun":
         return True
     if shape == "finite":
-        return not previous_is_bare_noun
+        return not previous_is_bare_noun and not _disagrees(previous, words)
     if shape == "participle":
         positions = _verb_positions(previous)
         own_object = any(_is_content(word) and not _is_adverb(word) for word in words[1:])
         parallel = bool(positions) and _is_ing(previous[positions[-1]])
         # a lone gerund shares what follows: "rustling and crinkling of a bag"
         return connective[-1] in _COORDINATORS and parallel and (not own_object or len(previous) == 1)
+    if connective in (["and"], [","]) and _only_modifiers(previous):
+        return True  # "a loud and sharp bang"
+    if connective[-1] in _COORDINATORS and _only_modifiers(words) and not previous_is_bare_noun:
+        return True  # "wind blows hard and strong", "a man speaks loudly and clearly"
     return connective == ["and"] and previous_is_bare_noun and _shares_subject(previous, words)
+
+
+def _shared_subject(connective: list[str], previous: list[str], words: list[str]) -> list[str] | None:
+    """The subject (with its auxiliaries when the verb forms match) that a verb-initial conjunct after "and",
+    "then" or a comma shares with the previous clause, so that each verb becomes a phrase of its own:
+    "people are playing" + "shouting" -> ["people", "are"]; "a man speaks loudly" + "laughs" -> ["a", "man"].
+
+    None when the conjunct does not open with a verb or the previous clause has no subject: a lone gerund
+    shares what follows ("rustling and crinkling of a bag") and a pronoun clause stays attached ("as it passes").
+    """
+    if connective[-1] not in _COORDINATORS or _shape(words) not in ("finite", "participle"):
+        return None
+    verb = _clause_verb(previous)
+    if not verb:
+        return None
+    subject = previous[:verb]
+    while subject and _is_adverb(subject[-1]):
+        subject = subject[:-1]  # "a man loudly speaks": the adverb goes with its own verb
+    if not any(_is_content(word) for word in subject):
+        return None
+    main = verb
+    while main < len(previous) and previous[main] in _AUXILIARIES:
+        main += 1
+    if main == verb or main == len(previous) or words[0] in _AUXILIARIES:
+        return subject
+    # "is started and then revved" -> "is revved", but "is speaking and laughs" -> "laughs"
+    same_form = _is_ing(previous[main]) == _is_ing(words[0]) and _is_past(previous[main]) == _is_past(words[0])
+    return subject + previous[verb:main] if same_form else subject
+
+
+def _clause_verb(words: list[str]) -> int | None:
+    """Index of the clause's first verb, or None; a base form after persons joined by "and" counts ("a man and
+    a woman talk"), though a base form after a singular noun does not in general ("a train whistle")."""
+    positions = _verb_positions(words)
+    if positions:
+        return positions[0]
+    return next(
+        (index for index in range(1, len(words))
+         if _VERB_FORMS.get(words[index]) == words[index] and words[index - 1] in _PERSONS),
+        None,
+    )
+
+
+def _disagrees(previous: list[str], words: list[str]) -> bool:
+    """A third-person form after a plural clause is a noun, not a second verb: "people clap and cheers"."""
+    verb = _clause_verb(previous)
+    first = words[0]
+    if verb is None or first not in _VERB_FORMS or first == _VERB_FORMS[first] or not first.endswith("s"):
+        return False
+    plural_verb = previous[verb] in {"are", "were", "have", "keep", "get"} or (
+        _VERB_FORMS.get(previous[verb]) == previous[verb] and previous[verb] not in _AUXILIARIES
+    )
+    return plural_verb
+
+
+def _only_modifiers(words: list[str]) -> bool:
+    """Adjectives and adverbs with nothing they could describe on their own: "hard and strong", "a loud"."""
+    content = [word for word in words if word not in _DETERMINERS]
+    return bool(content) and all(word in _ADJECTIVES or _is_adverb(word) for word in content)
 
 
 def _shape(words: list[str]) -> str:
@@ -389,7 +474,7 @@ def _shape(words: list[str]) -> str:
     if _is_ing(first) or _is_past(first):
         verb_reading = first in _TRANSITIVE_ING or not _is_noun_slot(after)
         return ("participle" if _is_ing(first) else "finite") if verb_reading else "noun"
-    if first in _VERB_FORMS and after != "of" and not (after and _is_verb_like(after)):
+    if first in _VERB_FORMS and after != "of" and not (after and _is_verb_like(after) and after not in _RESULT_WORDS):
         return "finite"
     return "noun"
 
@@ -422,12 +507,8 @@ def _shares_subject(previous: list[str], words: list[str]) -> bool:
     """"a man" + "a woman talk(ing)": persons doing one thing together are one source (a conversation)."""
     if _head_noun(previous) not in _PERSONS:
         return False
-    positions = [index for index in _verb_positions(words) if index > 0]
-    # "a woman talk": a plural verb after a singular subject is not in _verb_positions
-    verb = positions[0] if positions else next(
-        (index for index in range(1, len(words)) if _VERB_FORMS.get(words[index]) == words[index]), None
-    )
-    return verb is not None and words[verb - 1] in _PERSONS
+    verb = _clause_verb(words)
+    return bool(verb) and words[verb - 1] in _PERSONS
 
 
 def _repeats(previous: list[str], words: list[str]) -> bool:

@@ -9,15 +9,15 @@ from bisep.data.phrases import dedupe_phrases, evaluate_parser, normalise_phrase
 CAPTIONS = [
     ("A man speaks while birds chirp in the background", ["a man speaks", "birds chirp"]),
     ("Water runs followed by a toilet flushing", ["water runs", "a toilet flushing"]),
-    ("A vehicle engine revving then powering down", ["a vehicle engine revving then powering down"]),
+    ("A vehicle engine revving then powering down", ["a vehicle engine revving", "a vehicle engine powering down"]),
     ("People are talking and laughing with a child crying in the background",
-     ["people are talking and laughing", "a child crying"]),
+     ["people are talking", "people are laughing", "a child crying"]),
     ("Several gunshots followed by a man yelling", ["several gunshots", "a man yelling"]),
     ("A toilet flushes and water drains", ["a toilet flushes", "water drains"]),
     ("Rain falls on a surface as thunder roars in the distance", ["rain falls on a surface", "thunder roars"]),
     ("A dog barks and then barks again", ["a dog barks"]),
     ("A man speaks then another man speaks", ["a man speaks", "another man speaks"]),
-    ("A dog barks and growls", ["a dog barks and growls"]),
+    ("A dog barks and growls", ["a dog barks", "a dog growls"]),
     ("A door is slammed", ["a door is slammed"]),
     ("Birds chirping", ["birds chirping"]),
     ("A man speaks with music playing", ["a man speaks", "music playing"]),
@@ -27,12 +27,13 @@ CAPTIONS = [
     ("Wind blows hard over a microphone", ["wind blows hard over a microphone"]),
     ("A man talks over loud music", ["a man talks", "loud music"]),
     ("A helicopter flies over as birds chirp", ["a helicopter flies over", "birds chirp"]),
-    ("An engine idles, then revs and accelerates away", ["an engine idles, then revs and accelerates away"]),
+    ("An engine idles, then revs and accelerates away",
+     ["an engine idles", "an engine revs", "an engine accelerates away"]),
     ("A baby cries and a woman speaks", ["a baby cries", "a woman speaks"]),
     ("A man and a woman talk", ["a man and a woman talk"]),
     ("A man and a woman talking as a dog barks nearby", ["a man and a woman talking", "a dog barks"]),
     ("Speech and laughter", ["speech", "laughter"]),
-    ("A crowd cheers and applauds", ["a crowd cheers and applauds"]),
+    ("A crowd cheers and applauds", ["a crowd cheers", "a crowd applauds"]),
     ("Typing on a keyboard followed by a mouse clicking", ["typing on a keyboard", "a mouse clicking"]),
     ("A train horn blows as a train passes by", ["a train horn blows", "a train passes by"]),
     ("A saw moving back and forth", ["a saw moving back and forth"]),
@@ -49,20 +50,22 @@ CAPTIONS = [
     ("A bell rings before a man speaks", ["a bell rings", "a man speaks"]),
     ("A man speaks after a loud beep", ["a man speaks", "a loud beep"]),
     ("A motorcycle engine starts up, idles, and then revs loudly",
-     ["a motorcycle engine starts up, idles, and then revs loudly"]),
+     ["a motorcycle engine starts up", "a motorcycle engine idles", "a motorcycle engine revs loudly"]),
     ("Water splashes, a duck quacks and a man laughs", ["water splashes", "a duck quacks", "a man laughs"]),
     ("A vacuum cleaner runs, then a woman speaks", ["a vacuum cleaner runs", "a woman speaks"]),
     ("Wind blowing and leaves rustling with a bird calling in the distance",
      ["wind blowing", "leaves rustling", "a bird calling"]),
     ("A person snores loudly", ["a person snores loudly"]),
     ("Someone is typing on a keyboard while a man talks", ["someone is typing on a keyboard", "a man talks"]),
-    ("A small dog yips and whimpers as a woman laughs", ["a small dog yips and whimpers", "a woman laughs"]),
+    ("A small dog yips and whimpers as a woman laughs",
+     ["a small dog yips", "a small dog whimpers", "a woman laughs"]),
     ("A frog croaks repeatedly with insects buzzing", ["a frog croaks repeatedly", "insects buzzing"]),
-    ("Pigeons coo and flap their wings", ["pigeons coo and flap their wings"]),
+    ("Pigeons coo and flap their wings", ["pigeons coo", "pigeons flap their wings"]),
     ("An aircraft engine hums steadily", ["an aircraft engine hums steadily"]),
     ("A sheep bleats while birds are chirping", ["a sheep bleats", "birds are chirping"]),
-    ("Children shouting and playing with a dog barking", ["children shouting and playing", "a dog barking"]),
-    ("A drill whirs and stops, followed by hammering", ["a drill whirs and stops", "hammering"]),
+    ("Children shouting and playing with a dog barking",
+     ["children shouting", "children playing", "a dog barking"]),
+    ("A drill whirs and stops, followed by hammering", ["a drill whirs", "a drill stops", "hammering"]),
     ("A goat bleats and a man speaks in the foreground", ["a goat bleats", "a man speaks"]),
     ("Food sizzles in a pan while a woman talks", ["food sizzles in a pan", "a woman talks"]),
     ("A clock ticks", ["a clock ticks"]),
@@ -71,7 +74,7 @@ CAPTIONS = [
     ("A woman speaks with an accent", ["a woman speaks with an accent"]),
     ("A man with a deep voice speaks while music plays", ["a man with a deep voice speaks", "music plays"]),
     ("A crowd applauds and cheers, then a man speaks over a microphone",
-     ["a crowd applauds and cheers", "a man speaks over a microphone"]),
+     ["a crowd applauds", "a crowd cheers", "a man speaks over a microphone"]),
     ("Sirens blare far away as traffic passes", ["sirens blare", "traffic passes"]),
     ("There is a loud bang followed by a man screaming", ["a loud bang", "a man screaming"]),
     ("A dog barking can be heard along with a cat meowing", ["a dog barking", "a cat meowing"]),
@@ -86,45 +89,49 @@ CAPTIONS = [
     ("A girl giggles while a boy shouts and a dog barks", ["a girl giggles", "a boy shouts", "a dog barks"]),
     ("Bees buzz and birds tweet over a light breeze", ["bees buzz", "birds tweet", "a light breeze"]),
     ("A man speaks while typing", ["a man speaks", "typing"]),
-    ("An emergency siren wails and fades away", ["an emergency siren wails and fades away"]),
+    ("An emergency siren wails and fades away", ["an emergency siren wails", "an emergency siren fades away"]),
     ("Water trickles then a man coughs", ["water trickles", "a man coughs"]),
     ("A sewing machine operates", ["a sewing machine operates"]),
-    ("Metal clanks and clangs as machinery hums", ["metal clanks and clangs", "machinery hums"]),
+    ("Metal clanks and clangs as machinery hums", ["metal clanks", "metal clangs", "machinery hums"]),
     ("Applause and cheering from a large crowd", ["applause", "cheering from a large crowd"]),
     ("A bird whistles, a cow moos and a man speaks", ["a bird whistles", "a cow moos", "a man speaks"]),
     ("Whistling with wind blowing", ["whistling", "wind blowing"]),
     ("A telephone rings loudly until someone answers", ["a telephone rings loudly", "someone answers"]),
     ("Waves crash on the shore while seagulls squawk", ["waves crash on the shore", "seagulls squawk"]),
     ("A person whistles a tune", ["a person whistles a tune"]),
-    ("An engine is started and then revved", ["an engine is started and then revved"]),
+    ("An engine is started and then revved", ["an engine is started", "an engine is revved"]),
     ("A man is speaking and a crowd is laughing as well", ["a man is speaking", "a crowd is laughing"]),
     ("A plane flies overhead, and later a dog barks", ["a plane flies overhead", "a dog barks"]),
 ]
 
-# Written after the rules were final and scored once, never tuned on: the honest estimate on unseen captions.
+# Written after the first rules were final and scored once, never tuned on. Their expectations were rewritten
+# for issue #22 (one phrase per verb of a shared subject) and were seen while writing those rules, so they are no
+# longer held out for them; the held-out estimate for the current rules is benchmarks/caption_split.py.
 HELD_OUT_CAPTIONS = [
     ("A woman speaks as food fries in a pan", ["a woman speaks", "food fries in a pan"]),
     ("Thunder rumbles and rain pours down on a roof", ["thunder rumbles", "rain pours down on a roof"]),
-    ("A dog whimpers and then howls while a man laughs", ["a dog whimpers and then howls", "a man laughs"]),
+    ("A dog whimpers and then howls while a man laughs", ["a dog whimpers", "a dog howls", "a man laughs"]),
     ("Several people clapping followed by a woman speaking over a microphone",
      ["several people clapping", "a woman speaking over a microphone"]),
     ("An infant cries as a woman sings softly", ["an infant cries", "a woman sings softly"]),
     ("A motorcycle accelerates past, then another motorcycle passes",
      ["a motorcycle accelerates past", "another motorcycle passes"]),
     ("Ocean waves crash while wind blows into a microphone", ["ocean waves crash", "wind blows into a microphone"]),
-    ("A chainsaw starts, idles and then cuts through wood", ["a chainsaw starts, idles and then cuts through wood"]),
+    ("A chainsaw starts, idles and then cuts through wood",
+     ["a chainsaw starts", "a chainsaw idles", "a chainsaw cuts through wood"]),
     ("Chickens cluck and a rooster crows in the distance", ["chickens cluck", "a rooster crows"]),
     ("A man speaks followed by a series of beeps", ["a man speaks", "a series of beeps"]),
     ("Water is poured into a glass as someone talks nearby", ["water is poured into a glass", "someone talks"]),
     ("A horse neighs and trots on pavement with birds singing in the background",
-     ["a horse neighs and trots on pavement", "birds singing"]),
+     ["a horse neighs", "a horse trots on pavement", "birds singing"]),
     ("A crowd murmurs while a bell tolls", ["a crowd murmurs", "a bell tolls"]),
-    ("A printer whirs and clicks", ["a printer whirs and clicks"]),
+    ("A printer whirs and clicks", ["a printer whirs", "a printer clicks"]),
     ("Someone snaps their fingers and a woman hums a tune", ["someone snaps their fingers", "a woman hums a tune"]),
     ("Insects buzzing and a lawn mower running far off", ["insects buzzing", "a lawn mower running"]),
     ("A steam whistle blows, followed by a train chugging along",
      ["a steam whistle blows", "a train chugging along"]),
-    ("A young girl talks then laughs as a baby babbles", ["a young girl talks then laughs", "a baby babbles"]),
+    ("A young girl talks then laughs as a baby babbles",
+     ["a young girl talks", "a young girl laughs", "a baby babbles"]),
     ("Glass shatters and a man shouts, then a door slams shut",
      ["glass shatters", "a man shouts", "a door slams shut"]),
     ("A truck engine rumbles with a loud hiss of air brakes", ["a truck engine rumbles", "a loud hiss of air brakes"]),
@@ -208,10 +215,10 @@ def test_normalise_keeps_articles():
 def test_evaluate_parser_counts_phrases():
     cases = [
         ("A man speaks while birds chirp", ["a man speaks", "birds chirp"]),
-        ("A dog barks and growls", ["a dog barks", "growls"]),
+        ("A dog barks and growls", ["a dog barks and growls"]),
     ]
-    # predicted: "a man speaks", "birds chirp", "a dog barks and growls": 2 of 3 right, 2 of 4 found
-    assert evaluate_parser(cases) == {"precision": 2 / 3, "recall": 0.5}
+    # predicted: "a man speaks", "birds chirp", "a dog barks", "a dog growls": 2 of 4 right, 2 of 3 found
+    assert evaluate_parser(cases) == {"precision": 0.5, "recall": 2 / 3}
     with pytest.raises(ValueError, match="no cases"):
         evaluate_parser([])
 
@@ -220,3 +227,48 @@ def test_nouns_joined_by_and_are_separate_unless_persons_share_a_verb():
     assert parse_caption("A cello melody and a drum beat") == ["a cello melody", "a drum beat"]
     assert parse_caption("A man and woman talk") == ["a man and woman talk"]
     assert parse_caption("Wind and a man speaking") == ["wind", "a man speaking"]
+
+
+# Issue #22: one phrase per verb of a shared subject (development examples, written with the rules).
+SHARED_SUBJECT_VERBS = [
+    ("People clap and cheer", ["people clap", "people cheer"]),
+    ("A motorcycle engine starts and revs", ["a motorcycle engine starts", "a motorcycle engine revs"]),
+    ("Children are playing and shouting", ["children are playing", "children are shouting"]),
+    ("A man speaks loudly and laughs", ["a man speaks loudly", "a man laughs"]),
+    ("A man loudly speaks and laughs", ["a man loudly speaks", "a man laughs"]),
+    ("A dog barks, growls and whines", ["a dog barks", "a dog growls", "a dog whines"]),
+    ("A train approaches, blows its horn and passes by",
+     ["a train approaches", "a train blows its horn", "a train passes by"]),
+    ("A man is speaking and laughs", ["a man is speaking", "a man laughs"]),
+    ("A door is opened and slams shut", ["a door is opened", "a door slams shut"]),
+    ("A man and a woman talk and laugh", ["a man and a woman talk", "a man and a woman laugh"]),
+    ("A man coughs and then sneezes twice", ["a man coughs", "a man sneezes twice"]),
+    ("A baby cries and coughs while a woman speaks", ["a baby cries", "a baby coughs", "a woman speaks"]),
+    ("Bees buzz and birds chirp and sing", ["bees buzz", "birds chirp", "birds sing"]),
+    ("A woman speaks, laughs and then speaks again", ["a woman speaks", "a woman laughs"]),
+]
+
+NOT_TWO_EVENTS = [
+    ("Rock and roll music plays", ["rock and roll music plays"]),
+    ("A car speeds up and down the street", ["a car speeds up and down the street"]),
+    ("Bread and butter being spread on toast", ["bread and butter being spread on toast"]),
+    ("A light is switched on and off", ["a light is switched on and off"]),
+    ("A bell rings again and again", ["a bell rings again and again"]),
+    ("A man speaks and then a dog barks", ["a man speaks", "a dog barks"]),
+    ("Wind blows hard and strong", ["wind blows hard and strong"]),
+    ("A man speaks loudly and clearly", ["a man speaks loudly and clearly"]),
+    ("A loud and sharp bang", ["a loud and sharp bang"]),
+    ("People clap and cheers", ["people clap", "cheers"]),
+    ("Rustling and crinkling of a bag", ["rustling and crinkling of a bag"]),
+    ("Footsteps and a door closes", ["footsteps", "a door closes"]),
+]
+
+
+@pytest.mark.parametrize("caption,expected", SHARED_SUBJECT_VERBS)
+def test_verbs_of_one_subject_are_one_phrase_each(caption, expected):
+    assert parse_caption(caption) == expected
+
+
+@pytest.mark.parametrize("caption,expected", NOT_TWO_EVENTS)
+def test_coordination_that_is_not_two_events_is_not_split(caption, expected):
+    assert parse_caption(caption) == expected
