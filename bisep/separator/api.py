@@ -1,14 +1,13 @@
 """The one public entry for users: ``Separator.from_pretrained(...)`` and ``separate(audio, prompts)``.
 
 Audio of any length, rate and channel count goes in; one waveform per prompt comes out at the input's rate and
-channel count (each channel separated on its own), plus optionally the residual: the input minus everything
-the prompts selected ("remove this sound"). Long inputs run in overlapping segments that are cross-faded
-(linear fades over the overlap, weights normalised), so memory stays bounded and seams are inaudible.
+channel count (each channel separated on its own, all channels in one batch), plus optionally the residual: the
+input minus everything the prompts selected ("remove this sound"). Long inputs run in overlapping, cross-faded
+segments (:mod:`bisep.separator.apply`), so seams are inaudible.
 """
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ from bisep.audio import AudioSource, load_audio, peak_db, prepare_waveform, resa
 from bisep.config import from_dict
 from bisep.errors import BisepError
 from bisep.grounding import GroundingModel, load_grounding
-from bisep.grounding.base import check_prompts
+from bisep.grounding.base import TextFeatures, check_prompts
+from bisep.separator.apply import Segmentation, apply_segmented
 from bisep.separator.folder import read_model_folder
 from bisep.separator.model import SeparatorConfig, TextQueriedSeparator
 
@@ -91,7 +91,8 @@ class Separator:
                  progress: Callable[[int, int], None] | None = None) -> Separation:
         """Separate ``audio`` (a path, file object, or array ``(samples,)`` / ``(channels, samples)`` with its
         ``sample_rate``) into one waveform per prompt, returned at the input's rate and channel count.
-        ``progress(done, total)`` is called after each segment the network has run (for progress bars)."""
+        ``progress(done, total)`` is called after each segment the network has run, all channels at once (for
+        progress bars)."""
         prompts = check_prompts(prompts)
         if not 0.0 <= overlap < 1.0:
             raise BisepError(f"overlap must be in [0, 1), got {overlap}")
@@ -109,11 +110,10 @@ class Separator:
             warnings.warn("the input is silent; the outputs are silent too", stacklevel=2)
         model_input = resample_numpy(array, rate, self.sample_rate) if rate != self.sample_rate else array
         text = self.grounding.encode_text(prompts).to(self.device)
-        segments = len(model_input) * len(self._segment_starts(model_input.shape[-1], segment_seconds, overlap))
-        done = itertools.count(1)
-        advance = (lambda: progress(next(done), segments)) if progress else (lambda: None)
-        estimates = np.stack([self._separate_channel(channel, text, segment_seconds, overlap, advance)
-                              for channel in model_input], axis=1)
+        segmentation = self.segmentation(segment_seconds, overlap)
+        outputs = apply_segmented(lambda pieces: self._run(pieces, text), torch.from_numpy(model_input),
+                                  segmentation, progress)
+        estimates = outputs.transpose(0, 1).numpy()  # (prompts, channels, samples)
         if rate != self.sample_rate:
             estimates = np.stack([resample_numpy(e, self.sample_rate, rate) for e in estimates])
         estimates = _fit_length(estimates, array.shape[-1])
@@ -123,49 +123,18 @@ class Separator:
             sample_rate=rate, silent_input=silent,
         )
 
-    def _segment_length(self, segment_seconds: float) -> int:
-        return max(round(segment_seconds * self.sample_rate), self.model.config.n_fft)
+    def segmentation(self, segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
+                     overlap: float = DEFAULT_OVERLAP) -> Segmentation:
+        """Segments at the model's rate, never shorter than its STFT window."""
+        return Segmentation.from_seconds(self.sample_rate, segment_seconds, overlap, self.model.config.n_fft)
 
-    def _segment_starts(self, total: int, segment_seconds: float, overlap: float) -> list[int]:
-        """Where the segments of a ``total``-sample channel start (one segment when it fits)."""
-        segment = self._segment_length(segment_seconds)
-        if total <= segment:
-            return [0]
-        hop = max(1, round(segment * (1 - overlap)))
-        return list(range(0, total - segment, hop)) + [total - segment]
-
-    def _separate_channel(self, channel: np.ndarray, text, segment_seconds: float, overlap: float,
-                          advance: Callable[[], None]) -> np.ndarray:
-        """``(samples,)`` -> ``(prompts, samples)`` by cross-faded overlapping segments."""
-        total = channel.shape[0]
-        segment = self._segment_length(segment_seconds)
-        prompts = text.embedding.shape[0]
-        if total <= segment:
-            output = self._run(channel, text)[:, :total]
-            advance()
-            return output
-        hop = max(1, round(segment * (1 - overlap)))
-        fade = segment - hop
-        window = np.ones(segment, np.float32)
-        if fade:
-            ramp = (np.arange(fade, dtype=np.float32) + 1) / (fade + 1)
-            window[:fade], window[-fade:] = ramp, ramp[::-1]
-        output = np.zeros((prompts, total), np.float32)
-        weights = np.zeros(total, np.float32)
-        for start in self._segment_starts(total, segment_seconds, overlap):
-            piece = self._run(channel[start:start + segment], text)
-            output[:, start:start + segment] += piece * window
-            weights[start:start + segment] += window
-            advance()
-        return output / np.maximum(weights, 1e-8)
-
-    def _run(self, piece: np.ndarray, text) -> np.ndarray:
-        length = piece.shape[0]
-        minimum = self.model.config.n_fft
-        padded = np.pad(piece, (0, max(0, minimum - length)))
-        mixture = torch.from_numpy(np.ascontiguousarray(padded, np.float32))[None].to(self.device)
-        waveforms = self.model(mixture, text)["waveforms"][0]
-        return waveforms[:, :length].float().cpu().numpy()
+    def _run(self, pieces: torch.Tensor, text: TextFeatures) -> torch.Tensor:
+        """One segment of every channel ``(channels, samples)`` -> ``(channels, prompts, samples)`` on the CPU."""
+        channels, length = pieces.shape
+        padded = torch.nn.functional.pad(pieces, (0, max(0, self.model.config.n_fft - length)))
+        batch_text = TextFeatures(*(torch.cat([t] * channels) for t in (text.embedding, text.tokens, text.mask)))
+        waveforms = self.model(padded.to(self.device, torch.float32), batch_text)["waveforms"]
+        return waveforms[..., :length].float().cpu()
 
 
 def _recorded_grounding(folder: Path, meta: dict) -> str:

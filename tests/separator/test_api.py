@@ -70,11 +70,11 @@ def test_unknown_model_and_corrupt_folder(tmp_path):
         Separator.from_pretrained(tmp_path)
 
 
-def test_progress_counts_every_segment_of_every_channel(separator):
+def test_progress_counts_every_segment_with_all_channels_at_once(separator):
     stereo = np.stack([tone(300, 3.0, 16000), tone(500, 3.0, 16000)])
     calls = []
     separator.separate(stereo, ["x"], sample_rate=16000, segment_seconds=1.0, overlap=0.25,
                        progress=lambda done, total: calls.append((done, total)))
-    per_channel = len(separator._segment_starts(48000, 1.0, 0.25))
-    assert per_channel > 1
-    assert calls == [(done, 2 * per_channel) for done in range(1, 2 * per_channel + 1)]
+    segments = len(separator.segmentation(1.0, 0.25).starts(48000))
+    assert segments > 1
+    assert calls == [(done, segments) for done in range(1, segments + 1)]
