@@ -385,7 +385,7 @@ def separate(inputs, prompts, out, model, grounding, device, segment, overlap, r
     from tqdm import tqdm
 
     from bisep.audio import READABLE_SUFFIXES, save_audio
-    from bisep.data.corpus import slug
+    from bisep.files import output_stems, slug
     from bisep.grounding.base import check_prompts
     from bisep.separator.api import Separator
 
@@ -397,7 +397,7 @@ def separate(inputs, prompts, out, model, grounding, device, segment, overlap, r
     failed = []
     for path in tqdm(files, desc="separating", unit="file", disable=not sys.stderr.isatty(), file=sys.stderr):
         target = Path(out) / slug(path.stem)
-        names = {prompt: target / f"{slug(prompt)}.{file_format}" for prompt in prompts}
+        names = {prompt: target / f"{stem}.{file_format}" for prompt, stem in output_stems(prompts).items()}
         if residual:
             names["residual"] = target / f"residual.{file_format}"
         existing = [str(p) for p in names.values() if p.exists()]

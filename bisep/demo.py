@@ -1,9 +1,9 @@
 """``bisep demo``: separate the shipped example mixtures with the shipped model and show how well it did.
 
-For every example (rendered by the corpus generator, references included; see :mod:`bisep.examples`) it queries
-each source by its prompt, scores the estimate against the reference (bss_eval SDR, and its improvement over the
-unprocessed mixture), and writes the estimates, the residual, spectrogram PNGs and one HTML page with audio
-players, so a newcomer can listen and look.
+For every example (references included; see :mod:`bisep.examples`) it queries each source by its prompt, scores
+the estimate against the reference (bss_eval SDR, and its improvement over the unprocessed mixture), and writes
+the estimates, the residual and spectrogram PNGs (:mod:`bisep.publish`, as ``bisep serve`` shows them) and one
+HTML page with audio players, so a newcomer can listen and look.
 """
 
 from __future__ import annotations
@@ -15,32 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from bisep.audio import load_audio, save_audio
-from bisep.data.corpus import slug as corpus_slug
 from bisep.examples import Example, list_examples
 from bisep.files import write_json_atomic, write_text_atomic
-
-
-def _spectrogram_png(path: Path, waveform: np.ndarray, sample_rate: int, title: str) -> None:
-    from bisep.data.preview import log_spectrogram
-    from bisep.files import atomic_path
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    decibels = log_spectrogram(waveform)
-    figure, axes = pyplot.subplots(figsize=(6, 2.2), dpi=100)
-    axes.imshow(decibels, origin="lower", aspect="auto", cmap="magma", vmin=decibels.max() - 80,
-                extent=(0, waveform.shape[-1] / sample_rate, 0, sample_rate / 2000))
-    axes.set_title(title, fontsize=9)
-    axes.set_xlabel("s", fontsize=8)
-    axes.set_ylabel("kHz", fontsize=8)
-    axes.tick_params(labelsize=7)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png")
-    pyplot.close(figure)
+from bisep.publish import publish_separation
 
 
 def separate_example(separator, example: Example, out: Path) -> dict:
@@ -48,25 +25,25 @@ def separate_example(separator, example: Example, out: Path) -> dict:
     from bisep.evaluate.metrics import score_composition
 
     folder = out / example.name
-    folder.mkdir(parents=True, exist_ok=True)
     mixture, rate = load_audio(example.mixture)
     references = np.stack([load_audio(example.references[prompt])[0][0].numpy() for prompt in example.prompts])
-    result = separator.separate(mixture, list(example.prompts), sample_rate=rate, residual=True)
-    estimates = np.stack([result.sources[prompt][0] for prompt in example.prompts])
+    published = publish_separation(separator, mixture.numpy(), rate, example.prompts, folder,
+                                   {prompt: (references[slot], rate) for slot, prompt in enumerate(example.prompts)},
+                                   audio_format="wav")
+    estimates = np.stack([published["separation"].sources[prompt][0] for prompt in example.prompts])
     scores = score_composition(references, {"model": estimates}, mixture[0].numpy())
-    rows, files = [], {"mixture": ("mixture.wav", mixture[0].numpy())}
-    for slot, prompt in enumerate(example.prompts):
-        slug = corpus_slug(prompt)[:60]
-        files[f"estimate:{prompt}"] = (f"{slug}.wav", estimates[slot])
-        files[f"reference:{prompt}"] = (f"{slug}.reference.wav", references[slot])
+    files = {"mixture": (published["input"]["audio"], published["input"]["spectrogram"])}
+    rows = []
+    for slot, track in enumerate(published["tracks"]):
+        prompt = track["prompt"]
+        reference = track["audio"].replace(".wav", ".reference.wav")
+        save_audio(folder / reference, references[slot][None], rate)
+        files[f"estimate:{prompt}"] = (track["audio"], track["spectrogram"])
+        files[f"reference:{prompt}"] = (reference, track["reference_spectrogram"])
         rows.append({"prompt": prompt, "sdr": scores["model"]["sdr"][slot], "sdri": scores["model"]["sdri"][slot],
                      "si_sdri": scores["model"]["si_sdri"][slot], "mixture_sdr": scores["mixture"]["sdr"][slot]})
-    files["residual"] = ("residual.wav", result.residual[0])
-    for key, (name, waveform) in files.items():
-        save_audio(folder / name, waveform[None].astype(np.float32), rate)
-        _spectrogram_png(folder / name.replace(".wav", ".png"), waveform, rate, key)
-    return {"name": example.name, "caption": example.caption, "rows": rows,
-            "files": {key: name for key, (name, _) in files.items()}}
+    files["residual"] = (published["residual"]["audio"], published["residual"]["spectrogram"])
+    return {"name": example.name, "caption": example.caption, "rows": rows, "files": files}
 
 
 def write_page(out: Path, results: list[dict], model_name: str) -> Path:
@@ -85,11 +62,10 @@ def write_page(out: Path, results: list[dict], model_name: str) -> Path:
             parts.append(f"<tr><td>{html.escape(row['prompt'])}</td><td>{row['sdr']:.1f}</td>"
                          f"<td>{row['sdri']:+.1f}</td></tr>")
         parts.append("</table>")
-        for key, file_name in result["files"].items():
-            link = f"{name}/{html.escape(file_name)}"
+        for key, (audio_name, picture_name) in result["files"].items():
             parts.append(f"<figure><figcaption>{html.escape(key)}</figcaption>"
-                         f"<img src='{link.replace('.wav', '.png')}' alt='spectrogram of {html.escape(key)}'><br>"
-                         f"<audio controls preload='none' src='{link}'></audio></figure>")
+                         f"<img src='{name}/{html.escape(picture_name)}' alt='spectrogram of {html.escape(key)}'><br>"
+                         f"<audio controls preload='none' src='{name}/{html.escape(audio_name)}'></audio></figure>")
     path = out / "index.html"
     write_text_atomic(path, "\n".join(parts) + "\n")
     return path

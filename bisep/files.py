@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees half a file, and a failed write never destroys the old one."""
+"""Files: atomic writes (a reader never sees half a file, a failed write never destroys the old one) and the
+names bisep gives the files it writes."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -67,3 +69,21 @@ def replace_folder(staging: str | Path, target: str | Path) -> Path:
     staging.rename(target)
     shutil.rmtree(retired, ignore_errors=True)
     return target
+
+
+STEM_CHARACTERS = 60  # file systems allow 255 bytes; prompts can be long sentences
+
+
+def slug(text: str) -> str:
+    """Lower-case letters and digits joined by hyphens: safe in file names and URLs on every system."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "sound"
+
+
+def output_stems(prompts: Sequence[str], reserved: Sequence[str] = ("input", "mixture", "residual")) -> dict[str, str]:
+    """The file stem of each prompt's output: its slug, cut to ``STEM_CHARACTERS``. Where two prompts would share
+    a stem, or a prompt would take a ``reserved`` one, each of those gets its 1-based position in front
+    (``1-a-dog``, ``2-a-dog``), so no output overwrites another."""
+    stems = {prompt: slug(prompt)[:STEM_CHARACTERS].strip("-") for prompt in prompts}
+    taken = list(stems.values()) + list(reserved)
+    return {prompt: f"{index + 1}-{stem}"[:STEM_CHARACTERS] if taken.count(stem) > 1 else stem
+            for index, (prompt, stem) in enumerate(stems.items())}

@@ -12,8 +12,9 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bisep.data.examples import render_examples  # noqa: E402
 from bisep.errors import BisepError  # noqa: E402
-from bisep.examples import EXAMPLES_FOLDER, render_examples  # noqa: E402
+from bisep.examples import EXAMPLES_FOLDER  # noqa: E402
 
 
 @click.command()

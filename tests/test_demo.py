@@ -14,7 +14,7 @@ def test_demo_separates_every_shipped_example_and_writes_the_page(tmp_path, caps
     for example in examples:
         assert example.name in printed
         folder = tmp_path / example.name
-        assert (folder / "mixture.wav").is_file() and (folder / "residual.png").is_file()
+        assert (folder / "input.wav").is_file() and (folder / "residual.png").is_file()
         assert len(list(folder.glob("*.reference.wav"))) == len(example.prompts)
     page = (tmp_path / "index.html").read_text()
     assert page.count("<audio") == sum(2 * len(e.prompts) + 2 for e in examples)

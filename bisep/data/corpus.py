@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import re
 import shutil
 import sys
 from collections import Counter
@@ -33,7 +32,7 @@ from bisep.data.captions import CaptionSource, compose_caption
 from bisep.data.format import ANNOTATIONS_FORMAT, write_dataset
 from bisep.data.sources import RenderResources, SoundClass, renderers
 from bisep.errors import BisepError, SourceUnavailable
-from bisep.files import replace_folder, sha256_file
+from bisep.files import replace_folder, sha256_file, slug
 
 SINGLE_SOURCE_SPLITS = ("train_sup", "valid", "test")
 
@@ -229,10 +228,6 @@ def mix_clip(plan: dict, sample_rate: int, resources: RenderResources) -> tuple[
 
 def stem_path(plan: dict, index: int, source: dict) -> str:
     return f"stems/{plan['split']}/{plan['id']}/{index}-{slug(source['label'])}.wav"
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "sound"
 
 
 def _room_impulse(room: dict, sample_rate: int, rng: np.random.Generator) -> np.ndarray:

@@ -7,53 +7,29 @@ import os
 import textwrap
 from pathlib import Path
 
-import numpy as np
-
 from bisep.audio import load_audio
 from bisep.data.format import Dataset
-from bisep.files import atomic_path, write_text_atomic
-
-
-def log_spectrogram(waveform: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarray:
-    """``(samples,)`` -> dB magnitude ``(n_fft // 2 + 1, frames)``, floored 80 dB below its peak."""
-    padded = np.pad(waveform, (n_fft // 2, n_fft // 2))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop] * np.hanning(n_fft)
-    magnitude = np.abs(np.fft.rfft(frames, axis=1)).T
-    decibels = 20 * np.log10(np.maximum(magnitude, 1e-8))
-    return np.maximum(decibels, decibels.max() - 80)
+from bisep.files import write_text_atomic
+from bisep.plots import draw_spectrogram, new_figure, save_figure
 
 
 def write_preview(folder: str | Path, out: str | Path, per_split: int = 6) -> tuple[Path, Path]:
     """Contact sheet ``out/contact_sheet.png`` and page ``out/index.html`` for the first clips of each split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
     dataset = Dataset.open(folder)
     out = Path(out)
     split_names = sorted(p.stem for p in (dataset.root / "splits").glob("*.csv"))
     chosen = [(split, clip_id) for split in split_names for clip_id in dataset.split(split)[:per_split]]
     columns = 3
     rows = max(1, -(-len(chosen) // columns))
-    figure, axes = pyplot.subplots(rows, columns, figsize=(5.2 * columns, 2.6 * rows), squeeze=False)
+    figure, axes = new_figure(rows, columns, size=(5.2 * columns, 2.6 * rows))
     for axis in axes.flat:
         axis.set_axis_off()
     for axis, (split, clip_id) in zip(axes.flat, chosen):
         waveform, rate = load_audio(dataset.audio_path(clip_id), channels=1)
-        image = log_spectrogram(waveform[0].numpy())
-        axis.imshow(image, origin="lower", aspect="auto", cmap="magma",
-                    extent=(0, waveform.shape[1] / rate, 0, rate / 2000))
         axis.set_axis_on()
-        axis.set_title("\n".join(textwrap.wrap(f"[{split}] {dataset.clips[clip_id]['caption']}", 58)), fontsize=8)
-        axis.set_xlabel("s", fontsize=7)
-        axis.set_ylabel("kHz", fontsize=7)
-        axis.tick_params(labelsize=6)
-    figure.tight_layout()
-    sheet = out / "contact_sheet.png"
-    with atomic_path(sheet) as temporary:
-        figure.savefig(temporary, dpi=90, format="png")
-    pyplot.close(figure)
+        title = "\n".join(textwrap.wrap(f"[{split}] {dataset.clips[clip_id]['caption']}", 58))
+        draw_spectrogram(axis, waveform.numpy(), rate, title, fontsize=7)
+    sheet = save_figure(figure, out / "contact_sheet.png", dpi=90)
 
     rows_html = []
     for split, clip_id in chosen:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bisep.audio import save_audio
-from bisep.data.corpus import slug
 from bisep.evaluate.plots import spectrogram_sheet
 from bisep.evaluate.report import sdri_ranking
+from bisep.files import slug
 
 
 def write_examples(folder: Path, results: dict, method: str, compositions, estimators, count: int) -> list[dict]:
