@@ -202,12 +202,15 @@ def benchmark(out, size, corpus_folder, seeds, steps, validate_every, test_items
 def evaluate(checkpoint, compositions_file, grounding, out, jobs, no_oracles, examples, limit, device) -> None:
     """Mix each test composition, query every source by its prompt and score: SDR, SIR, SAR, SDRi, SI-SDR(i),
     CLAPScore, against the unprocessed mixture and the ideal masks (docs/evaluation.md)."""
-    from bisep.evaluate import evaluate_separator, load_separator
+    from bisep.evaluate import evaluate_separator
     from bisep.evaluate.compositions import CompositionList
     from bisep.evaluate.report import summary_lines
+    from bisep.separator.api import Separator
+    from bisep.separator.resolve import resolve_separator
 
     compositions = CompositionList.open(compositions_file)
-    separator, resolved = load_separator(checkpoint, device=device)
+    resolved = resolve_separator(checkpoint)
+    separator = Separator.from_pretrained(resolved, device=device)
     out = out or Path("evaluation") / compositions.name
     result = evaluate_separator(separator, compositions, out, grounding=grounding, oracles=not no_oracles,
                                 jobs=jobs, limit=limit, examples=examples, checkpoint=resolved)
@@ -361,7 +364,8 @@ def data_shard(dataset_folder, out, split, shard_size_mb, clips_per_shard, seed,
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-q", "--query", "prompts", multiple=True, required=True, help="What to extract (repeat for more).")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
-@click.option("--model", default="builtin", show_default=True, help="Shipped model name or model folder.")
+@click.option("--model", default="builtin", show_default=True,
+              help="Shipped model name, model folder, or a `bisep train` run (its checkpoints/best, else latest).")
 @click.option("--grounding", help="Override the grounding model the separator was trained with.")
 @click.option("--device", help="cpu, cuda, cuda:1 (default: cuda when available).")
 @click.option("--segment", type=float, default=10.0, show_default=True, help="Segment length in seconds.")

@@ -81,7 +81,7 @@ def test_silent_file_warns_and_writes_silence(tmp_path, capsys):
 @pytest.mark.parametrize("args,expected", [
     (["-q", ""], "empty prompt"),
     (["-q", "x", "--model", "no-such-model"], "unknown separator model"),
-    (["-q", "x", "--model", "/nonexistent/folder"], "model folder not found"),
+    (["-q", "x", "--model", "/nonexistent/folder"], "no such model folder, training run or checkpoint"),
     (["-q", "x", "--jobs", "0"], "--jobs"),
 ])
 def test_bad_prompts_and_models_exit_2(inputs, tmp_path, capsys, args, expected):
@@ -106,3 +106,26 @@ def test_corrupt_checkpoint_and_unwritable_output(inputs, tmp_path, capsys):
     assert run(["separate", str(inputs / "song.wav"), "-q", "x", "-o", str(blocker / "out"),
                 "--model", "unittest"]) == 2
     assert "1 of 1 inputs failed" in err_lines(capsys)[-1]
+
+
+def test_a_training_run_is_a_model(inputs, tmp_path):
+    """A `bisep train` output folder names its best checkpoint, for `separate` as for `evaluate`."""
+    import shutil
+
+    from bisep.pretrained import asset_folder
+
+    shutil.copytree(asset_folder("separator", "builtin"), tmp_path / "run" / "checkpoints" / "best")
+    out = tmp_path / "out"
+    assert run(["separate", str(inputs / "song.wav"), "-q", "x", "-o", str(out), "--model",
+                str(tmp_path / "run")]) == 0
+    assert (out / "song" / "x.wav").is_file()
+    assert run(["separate", str(inputs / "song.wav"), "-q", "x", "-o", str(out), "--model",
+                str(tmp_path / "no-run")]) == 2
+
+
+def test_prompts_whose_names_collide_get_their_position(inputs, tmp_path):
+    out = tmp_path / "out"
+    assert run(["separate", str(inputs / "song.wav"), "-q", "a dog!", "-q", "a dog?", "-o", str(out), "--model",
+                "unittest", "--residual"]) == 0
+    names = sorted(path.name for path in (out / "song").iterdir())
+    assert names == ["1-a-dog.wav", "2-a-dog.wav", "residual.wav"]

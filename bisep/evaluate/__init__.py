@@ -6,13 +6,13 @@
 
 Modules: ``compositions`` (what is mixed and queried), ``metrics`` (bss_eval and SI-SDR), ``oracles`` (ideal
 masks), ``clap_score``, ``statistics``, ``run`` (the loop and worker processes), ``report``, ``plots``,
-``examples``, ``checkpoint`` (what ``--checkpoint`` may name), ``workers`` (worker process setup). Nothing heavy
-is imported here.
+``examples``, ``workers`` (worker process setup). What ``--checkpoint`` may name is
+:mod:`bisep.separator.resolve`'s business. Nothing heavy is imported here.
 """
 
 from __future__ import annotations
 
-__all__ = ["evaluate_separator", "evaluate_oracles", "evaluate", "load_separator", "resolve_checkpoint"]
+__all__ = ["evaluate_separator", "evaluate_oracles", "evaluate"]
 
 
 def __getattr__(name: str):
@@ -20,8 +20,4 @@ def __getattr__(name: str):
         from bisep.evaluate import run
 
         return getattr(run, name)
-    if name in ("load_separator", "resolve_checkpoint"):
-        from bisep.evaluate import checkpoint
-
-        return getattr(checkpoint, name)
     raise AttributeError(f"module 'bisep.evaluate' has no attribute '{name}'")

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from bisep.audio import save_audio
+from bisep.evaluate.estimators import run_estimators
 from bisep.evaluate.plots import spectrogram_sheet
-from bisep.evaluate.report import sdri_ranking
 from bisep.files import slug
 
 
 def write_examples(folder: Path, results: dict, method: str, compositions, estimators, count: int) -> list[dict]:
     """Write ``count`` best and ``count`` worst compositions by ``method``'s mean SDRi into ``folder``:
     ``mixture.wav``, ``<slot>-reference.wav``, ``<slot>-<method>.wav`` and ``spectrograms.png`` each."""
-    from bisep.evaluate.run import run_estimators
-
     ranking = sdri_ranking(results["records"], method)
     best = ranking[:count]
     worst = [item for item in ranking[::-1][:count] if all(item[1] is not b[1] for b in best)]
@@ -46,3 +46,9 @@ def write_examples(folder: Path, results: dict, method: str, compositions, estim
             written.append({"rank": f"{label} {rank}", "id": record["id"], "prompts": record["prompts"],
                             "sdri": round(sdri, 6), "folder": str(target.relative_to(folder.parent))})
     return written
+
+
+def sdri_ranking(records: list[dict], method: str) -> list[tuple[float, dict]]:
+    """Scored compositions sorted by ``method``'s mean SDRi, best first (ties by id, so the order is stable)."""
+    ranked = [(float(np.mean(r["scores"][method]["sdri"])), r) for r in records if "scores" in r]
+    return sorted(ranked, key=lambda item: (-item[0], item[1]["id"]))

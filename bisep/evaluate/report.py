@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bisep.evaluate import plots
 from bisep.evaluate.clap_score import REFERENCE
+from bisep.evaluate.examples import write_examples
 from bisep.evaluate.metrics import DB_LIMIT, FILTER_LENGTH, MIXTURE
 from bisep.evaluate.oracles import ORACLES
 from bisep.evaluate.statistics import describe
@@ -117,9 +119,6 @@ def _rounded(value):
 
 def write_report(out_dir: str | Path, results: dict, timing: dict, compositions, estimators, examples: int) -> dict:
     """Write every file of the report into ``out_dir``; returns ``{kind: path}``."""
-    from bisep.evaluate import plots
-    from bisep.evaluate.examples import write_examples
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict = {}
@@ -230,12 +229,6 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
         return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
 
     return [line(header), line(["---"] * len(header)), *[line(row) for row in rows]]
-
-
-def sdri_ranking(records: list[dict], method: str) -> list[tuple[float, dict]]:
-    """Scored compositions sorted by ``method``'s mean SDRi, best first (ties by id, so the order is stable)."""
-    ranked = [(float(np.mean(r["scores"][method]["sdri"])), r) for r in records if "scores" in r]
-    return sorted(ranked, key=lambda item: (-item[0], item[1]["id"]))
 
 
 def summary_lines(result: dict) -> list[str]:

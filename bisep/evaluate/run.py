@@ -22,7 +22,7 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -30,41 +30,15 @@ import torch
 from bisep.errors import BisepError
 from bisep.evaluate.clap_score import REFERENCE, similarity_matrix
 from bisep.evaluate.compositions import Composition, CompositionList, LoadedComposition
+from bisep.evaluate.estimators import Estimator, OracleEstimator, SeparatorEstimator, run_estimators
 from bisep.evaluate.metrics import MIXTURE
-from bisep.evaluate.oracles import ORACLES, IdealMasks
+from bisep.evaluate.oracles import ORACLES
+from bisep.evaluate.report import build_results, write_report
 from bisep.evaluate.workers import score_single_threaded, worker_initializer
-from bisep.grounding.base import GroundingModel, check_prompts
-
-Estimator = Callable[[Composition, LoadedComposition, int], dict[str, np.ndarray]]
-"""``(composition, loaded audio, sample rate) -> {method: estimates (k, samples)}``."""
-
+from bisep.grounding.base import GroundingModel
 
 def default_jobs() -> int:
     return min(2, os.cpu_count() or 1)
-
-
-class SeparatorEstimator:
-    """The separator's estimate for each clip's prompt, from one batched call per composition. ``grounding``
-    encodes the prompts (the evaluation fills its text cache up front); ``device`` says where the network runs."""
-
-    def __init__(self, separator, method: str = "model"):
-        self.separator, self.method = separator, method
-        self.grounding, self.device = separator.grounding, separator.device
-
-    def __call__(self, composition: Composition, loaded: LoadedComposition, sample_rate: int) -> dict[str, np.ndarray]:
-        prompts = check_prompts(list(composition.prompts))
-        result = self.separator.separate(loaded.mixture, list(dict.fromkeys(prompts)), sample_rate=sample_rate)
-        return {self.method: np.stack([result.sources[prompt][0] for prompt in prompts])}
-
-
-class OracleEstimator:
-    """The ideal ratio and binary masks with the given STFT (use the separator's)."""
-
-    def __init__(self, n_fft: int, hop_length: int):
-        self.masks = IdealMasks(n_fft, hop_length)
-
-    def __call__(self, composition: Composition, loaded: LoadedComposition, sample_rate: int) -> dict[str, np.ndarray]:
-        return self.masks(loaded.references)
 
 
 def evaluate_separator(separator, compositions: CompositionList | str | Path, out_dir: str | Path, *,
@@ -114,7 +88,6 @@ def evaluate(compositions: CompositionList | str | Path, estimators: list[Estima
     """Run ``estimators`` on the compositions, score them, write the report (``results.json``, ``scores.csv``,
     ``summary.md``, plots, best and worst examples, ``timing.json``) and return ``{"counts", "summary",
     "methods", "timing", "files"}``; ``summary[method]["overall"][metric]`` holds mean, median, ci95, count."""
-    from bisep.evaluate.report import build_results, write_report
 
     if not isinstance(compositions, CompositionList):
         compositions = CompositionList.open(compositions)
@@ -156,14 +129,6 @@ def _cpu_seconds() -> float:
 
 def _load_average() -> list[float] | None:
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-
-
-def run_estimators(estimators: list[Estimator], composition: Composition, loaded: LoadedComposition,
-                   sample_rate: int) -> dict[str, np.ndarray]:
-    estimates: dict[str, np.ndarray] = {}
-    for estimator in estimators:
-        estimates.update(estimator(composition, loaded, sample_rate))
-    return estimates
 
 
 class CompositionEvaluator:

@@ -24,6 +24,7 @@ from bisep.grounding.base import TextFeatures, check_prompts
 from bisep.separator.apply import Segmentation, apply_segmented
 from bisep.separator.folder import read_model_folder
 from bisep.separator.model import SeparatorConfig, TextQueriedSeparator
+from bisep.separator.resolve import resolve_separator
 
 DEFAULT_SEGMENT_SECONDS = 10.0
 DEFAULT_OVERLAP = 0.25
@@ -53,17 +54,16 @@ class Separator:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "builtin", device: str | torch.device | None = None,
                         grounding: str | None = None) -> "Separator":
-        """Load a shipped model by name (``builtin``; ``unittest`` is a tiny random model for tests) or a model
-        folder (``config.json`` + ``model.safetensors``, as ``bisep train`` writes). ``grounding`` overrides
-        the grounding model recorded in the folder."""
+        """Load a shipped model by name (``builtin``; ``unittest`` is a tiny random model for tests), a model
+        folder (``config.json`` + ``model.safetensors``) or a ``bisep train`` run (its best checkpoint), as
+        :func:`~bisep.separator.resolve.resolve_separator` decides. ``grounding`` overrides the grounding model
+        recorded in the folder."""
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        text = str(name_or_path)
+        text = resolve_separator(name_or_path)
         if text == "unittest":
             return _unittest_separator(device)
-        path = Path(text).expanduser()
+        path = Path(text)
         if not path.is_dir():
-            if "/" in text or text.startswith("."):
-                raise BisepError(f"{text}: model folder not found")
             from bisep.pretrained import asset_folder
 
             path = asset_folder("separator", text)

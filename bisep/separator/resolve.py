@@ -1,4 +1,7 @@
-"""What ``--checkpoint`` may name: a model folder, a shipped model, or what ``bisep train`` writes.
+"""The one way a separator is named: a shipped model, a model folder, or a ``bisep train`` run.
+
+``Separator.from_pretrained`` resolves every name through :func:`resolve_separator`, so ``bisep separate
+--model``, ``bisep serve --model`` and ``bisep evaluate --checkpoint`` accept the same things.
 
 ``bisep train`` writes ``OUT/checkpoints/{best,latest,epochNNNN}/`` model folders: a run folder (or its
 ``checkpoints`` folder) means its ``best`` checkpoint (the best validation score), else ``latest``, else the
@@ -18,7 +21,7 @@ def _is_model_folder(path: Path) -> bool:
     return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
 
 
-def resolve_checkpoint(spec: str | Path) -> str:
+def resolve_separator(spec: str | Path) -> str:
     """A model folder path, or a shipped model name (``builtin``, ``unittest``) left for ``from_pretrained``."""
     text = str(spec)
     path = Path(text).expanduser()
@@ -42,10 +45,3 @@ def resolve_checkpoint(spec: str | Path) -> str:
     raise BisepError(f"{text}: neither a model folder (config.json + model.safetensors) nor a training run "
                      f"with checkpoints/best or checkpoints/latest")
 
-
-def load_separator(spec: str | Path, device: str | None = None):
-    """The separator ``spec`` names (see :func:`resolve_checkpoint`) and the folder or name it was loaded from."""
-    from bisep.separator.api import Separator
-
-    resolved = resolve_checkpoint(spec)
-    return Separator.from_pretrained(resolved, device=device), resolved

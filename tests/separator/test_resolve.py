@@ -1,10 +1,10 @@
-"""What --checkpoint may name: model folders, files in them, training runs (best, else latest, else the newest
+"""What --model and --checkpoint may name: model folders, files in them, training runs (best, else latest, else the newest
 epoch), shipped names; anything else is a one-line error."""
 
 import pytest
 
 from bisep.errors import BisepError
-from bisep.evaluate.checkpoint import resolve_checkpoint
+from bisep.separator.resolve import resolve_separator
 
 
 def model_folder(path):
@@ -16,29 +16,30 @@ def model_folder(path):
 
 def test_model_folders_and_files_inside_them(tmp_path):
     folder = model_folder(tmp_path / "model")
-    assert resolve_checkpoint(folder) == str(folder)
-    assert resolve_checkpoint(folder / "model.safetensors") == str(folder)
+    assert resolve_separator(folder) == str(folder)
+    assert resolve_separator(folder / "model.safetensors") == str(folder)
 
 
 def test_training_runs_prefer_best_then_latest_then_the_newest_epoch(tmp_path):
     run = tmp_path / "run"
     model_folder(run / "checkpoints" / "epoch0002")
     model_folder(run / "checkpoints" / "epoch0010")
-    assert resolve_checkpoint(run) == str(run / "checkpoints" / "epoch0010")
+    assert resolve_separator(run) == str(run / "checkpoints" / "epoch0010")
     model_folder(run / "checkpoints" / "latest")
-    assert resolve_checkpoint(run) == str(run / "checkpoints" / "latest")
+    assert resolve_separator(run) == str(run / "checkpoints" / "latest")
     model_folder(run / "checkpoints" / "best")
-    assert resolve_checkpoint(run) == str(run / "checkpoints" / "best")
-    assert resolve_checkpoint(run / "checkpoints") == str(run / "checkpoints" / "best")
+    assert resolve_separator(run) == str(run / "checkpoints" / "best")
+    assert resolve_separator(run / "checkpoints") == str(run / "checkpoints" / "best")
 
 
 def test_names_pass_through_and_bad_paths_are_refused(tmp_path):
-    assert resolve_checkpoint("builtin") == "builtin"
+    assert resolve_separator("builtin") == "builtin"
     with pytest.raises(BisepError, match="no such model folder"):
-        resolve_checkpoint(tmp_path / "absent")
+        resolve_separator(tmp_path / "absent")
     (tmp_path / "empty-run").mkdir()
     with pytest.raises(BisepError, match="neither a model folder"):
-        resolve_checkpoint(tmp_path / "empty-run")
+        resolve_separator(tmp_path / "empty-run")
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(BisepError, match="a file, not a model folder"):
-        resolve_checkpoint(tmp_path / "notes.txt")
+        resolve_separator(tmp_path / "notes.txt")
+
