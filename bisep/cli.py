@@ -43,19 +43,28 @@ def grounding() -> None:
 @click.option("--sample-rate", type=int, default=16000, show_default=True)
 @click.option("--clip-seconds", type=float, default=4.0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty output folder.")
-def corpus_build(out, size, seed, soundfonts, jobs, with_stems, sample_rate, clip_seconds, overwrite) -> None:
+@click.option("--acoustics", type=click.Choice(["realistic", "dry"]), default="realistic", show_default=True,
+              help="Rooms, microphones, dynamics, noise, band limits and codecs, or the dry renders.")
+@click.option("--samples", "sample_root", type=click.Path(path_type=Path),
+              help="Folder of the npm sample packages (default: $BISEP_SAMPLES or ~/.local/share/bisep/samples).")
+@click.option("--no-samples", is_flag=True, help="Voice instruments with soundfonts only (no recorded banks).")
+def corpus_build(out, size, seed, soundfonts, jobs, with_stems, sample_rate, clip_seconds, overwrite, acoustics,
+                 sample_root, no_samples) -> None:
     """Render the built-in corpus of captioned natural mixtures (offline, deterministic for a seed)."""
     import time
 
     from bisep.data.corpus import CorpusOptions, build_corpus
+    from bisep.data.reserved import refuse_reserved
     from bisep.data.sources import RenderResources
     from bisep.data.sources.general_midi import default_soundfonts, load_soundfonts
+    from bisep.data.sources.sample_banks import discover_banks
 
     options = CorpusOptions(size=size, seed=seed, sample_rate=sample_rate, clip_seconds=clip_seconds,
-                            with_stems=with_stems)
+                            with_stems=with_stems, acoustics=acoustics)
     fonts = load_soundfonts(list(soundfonts)) if soundfonts else default_soundfonts()
+    banks = {} if no_samples else discover_banks(refuse_reserved(sample_root) if sample_root else None)
     started = time.perf_counter()
-    manifest = build_corpus(out, options, RenderResources(fonts), jobs=max(1, jobs), overwrite=overwrite)
+    manifest = build_corpus(out, options, RenderResources(fonts, banks), jobs=max(1, jobs), overwrite=overwrite)
     counts = ", ".join(f"{split} {stats['clips']}" for split, stats in manifest["stats"].items())
     print(f"wrote {out}: {len(manifest['classes'])} classes; clips: {counts} "
           f"({time.perf_counter() - started:.0f} s)")
@@ -358,6 +367,54 @@ def data_shard(dataset_folder, out, split, shard_size_mb, clips_per_shard, seed,
     if index["skipped"]:
         why = next(iter(index["skipped"].values()))
         warn(f"left out {len(index['skipped'])} unreadable clips (listed in the index; first: {why})")
+
+
+def _validation_options(function):
+    """The options both validation-set commands share."""
+    options = [
+        click.option("--out", required=True, type=click.Path(path_type=Path), help="Dataset folder to write."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--per-class", type=int, default=8, show_default=True, help="Clips per class."),
+        click.option("--items", type=int, help="Compositions per list (default: 150 in valid_2, 100 in valid_3)."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing non-empty output folder."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@data.command("realval")
+@_validation_options
+def data_realval(out, seed, per_class, items, overwrite) -> None:
+    """Real-recording validation set (for choosing recipes and checkpoints, never for training): a voice,
+    acoustic drum kits, sampled instruments and environmental recordings from Debian packages, with everyday
+    prompts; composition lists valid_2 and valid_3 for `bisep evaluate`."""
+    from bisep.data.validation_sets import ValidationOptions, build_real_validation
+
+    options = ValidationOptions(seed=seed, per_class=per_class, items=items, overwrite=overwrite,
+                                progress=sys.stderr.isatty())
+    _report_validation_set(out, build_real_validation(out, options))
+
+
+@data.command("soundfont-val")
+@_validation_options
+@click.option("--soundfont", type=click.Path(path_type=Path), default=Path("/usr/share/sounds/sf2/sf_GMbank.sf2"),
+              show_default=True, help="A General MIDI SF2 file training never uses (default: csound-soundfont's).")
+def data_soundfont_val(out, seed, per_class, items, overwrite, soundfont) -> None:
+    """Held-out soundfont validation set: the corpus's General MIDI classes played by a soundfont training never
+    uses, prompted with bisep's validation paraphrases; composition lists valid_2 and valid_3."""
+    from bisep.data.validation_sets import ValidationOptions, build_soundfont_validation
+
+    options = ValidationOptions(seed=seed, per_class=per_class, items=items, overwrite=overwrite,
+                                progress=sys.stderr.isatty())
+    _report_validation_set(out, build_soundfont_validation(out, soundfont, options))
+
+
+def _report_validation_set(out: Path, manifest: dict) -> None:
+    lists = ", ".join(f"{name} ({count})" for name, count in manifest["compositions"].items())
+    print(f"wrote {out}: {len(manifest['classes'])} classes x {manifest['clips_per_class']} clips; "
+          f"compositions {lists}; score with: bisep evaluate --checkpoint builtin --compositions "
+          f"{out}/compositions/valid_2.csv")
 
 
 @app.command()

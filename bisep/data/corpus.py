@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import signal
 
 from bisep import __version__
 from bisep.audio import save_audio
+from bisep.data.acoustics import (apply_mixture_acoustics, apply_source_acoustics, plan_mixture_acoustics,
+                                  plan_source_acoustics)
 from bisep.data.captions import CaptionSource, compose_caption
 from bisep.data.format import ANNOTATIONS_FORMAT, write_dataset
 from bisep.data.sources import RenderResources, SoundClass, renderers
@@ -57,6 +58,7 @@ SIZES = {
 }
 SOURCES_PER_CLIP = {"grounding": ((1, 2, 3), (0.4, 0.4, 0.2)), "train": ((2, 3), (0.7, 0.3))}
 REFERENCE_RMS_DB = -20.0
+ACOUSTICS = ("realistic", "dry")
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,9 @@ class CorpusOptions:
     sample_rate: int = 16000
     clip_seconds: float = 4.0
     with_stems: bool = False
-    reverb_probability: float = 0.5
-    noise_probability: float = 0.5
+    acoustics: str = "realistic"  # or "dry": the renders as they are, no room, microphone, noise or codec
+    reverb_probability: float = 0.8
+    noise_probability: float = 0.6
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -76,6 +79,19 @@ class CorpusOptions:
             raise BisepError(f"sample rate must be 8000-48000 Hz, got {self.sample_rate}")
         if not 2.0 <= self.clip_seconds <= 30.0:
             raise BisepError(f"clip length must be 2-30 s, got {self.clip_seconds}")
+        if self.acoustics not in ACOUSTICS:
+            raise BisepError(f"unknown acoustics '{self.acoustics}' (known: {', '.join(ACOUSTICS)})")
+
+    def source_acoustics(self, rng: np.random.Generator) -> dict:
+        realistic = self.acoustics == "realistic"
+        return plan_source_acoustics(rng, room_probability=self.reverb_probability * realistic,
+                                     colour_probability=0.7 * realistic, dynamics_probability=0.3 * realistic)
+
+    def mixture_acoustics(self, rng: np.random.Generator) -> dict:
+        realistic = self.acoustics == "realistic"
+        return plan_mixture_acoustics(rng, band_limit_probability=0.2 * realistic,
+                                      noise_probability=self.noise_probability * realistic,
+                                      codec_probability=0.3 * realistic)
 
 
 @dataclass(frozen=True)
@@ -143,20 +159,15 @@ class Planner:
                 "offset": round(onset + recipe["duration"], 3),
                 "level_db": round(float(rng.uniform(-6.0, 0.0)), 2) if len(class_set) > 1 else 0.0,
                 "recipe": recipe,
+                "acoustics": self.options.source_acoustics(rng),
             })
         caption, phrases = compose_caption(
             [CaptionSource(s["phrase"], s["onset"], s["offset"], s["level_db"]) for s in sources], rng
         )
-        room = None
-        if rng.random() < self.options.reverb_probability:
-            room = {"rt60": round(float(rng.uniform(0.15, 0.5)), 3), "wet_db": round(float(rng.uniform(-18, -6)), 2)}
-        noise_db = None
-        if rng.random() < self.options.noise_probability:
-            noise_db = round(float(rng.uniform(-45.0, -30.0)), 2)
         return {
             "id": clip_id, "split": split, "caption": caption, "phrases": phrases,
             "sources": sorted(sources, key=lambda s: s["onset"]),
-            "room": room, "noise_db": noise_db, "peak": round(float(rng.uniform(0.3, 0.9)), 3),
+            "acoustics": self.options.mixture_acoustics(rng), "peak": round(float(rng.uniform(0.3, 0.9)), 3),
             "seed": int(rng.integers(2**31)),
         }
 
@@ -165,7 +176,7 @@ class Planner:
         for _ in range(100):
             if corpus_class.renderer == "general_midi":
                 recipe = module.plan(corpus_class.sound.name, rng, duration,
-                                     soundfonts=sorted(self.resources.soundfonts))
+                                     soundfonts=module.voicings(corpus_class.sound.name, self.resources))
             else:
                 recipe = module.plan(corpus_class.sound.name, rng, duration)
             fingerprint = module.recipe_fingerprint(recipe)
@@ -200,53 +211,29 @@ def render_clip(job: tuple[dict, int, str, bool]) -> dict[str, Any]:
 def mix_clip(plan: dict, sample_rate: int, resources: RenderResources) -> tuple[np.ndarray, np.ndarray]:
     """Render a planned clip: ``(mixture (samples,), stems (sources, samples))`` float64 at the plan's peak.
 
-    Each stem carries its source's level, timing and room; the mixture is their sum plus the plan's
-    background noise (which belongs to no stem).
+    Each stem is its source as the microphone hears it (render, microphone, dynamics, room tail to the clip's
+    end) at its level; the mixture is their sum after the whole recording's band limit, noise and codec
+    (``bisep.data.acoustics``), so noise and codec error belong to no stem.
     """
     modules = renderers()
     length = round(plan["clip_seconds"] * sample_rate)
-    rng = np.random.default_rng(plan["seed"])
     stems = np.zeros((len(plan["sources"]), length), np.float64)
     for index, source in enumerate(plan["sources"]):
-        audio = modules[source["renderer"]].render(source["recipe"], sample_rate, resources)
-        audio = np.asarray(audio, np.float64)
-        active = audio[np.abs(audio) > 1e-4]
-        rms = np.sqrt(np.mean(active**2)) if active.size else 1.0
-        audio *= 10 ** ((REFERENCE_RMS_DB + source["level_db"]) / 20) / rms
+        audio = np.asarray(modules[source["renderer"]].render(source["recipe"], sample_rate, resources), np.float64)
         start = round(source["onset"] * sample_rate)
         span = min(length - start, audio.size)
         stems[index, start:start + span] = audio[:span]
-    if plan["room"]:
-        impulse = _room_impulse(plan["room"], sample_rate, rng)
-        stems = signal.fftconvolve(stems, impulse[None, :], axes=1)[:, :length]
-    mixture = stems.sum(axis=0)
-    if plan["noise_db"] is not None:
-        mixture = mixture + _background_noise(length, rng) * np.sqrt(np.mean(mixture**2)) * 10 ** (plan["noise_db"] / 20)
+        stems[index] = apply_source_acoustics(stems[index], source["acoustics"], sample_rate, plan["seed"] + index)
+        active = stems[index][np.abs(stems[index]) > 1e-4 * max(np.abs(stems[index]).max(), 1e-12)]
+        rms = np.sqrt(np.mean(active**2)) if active.size else 1.0
+        stems[index] *= 10 ** ((REFERENCE_RMS_DB + source["level_db"]) / 20) / max(rms, 1e-12)
+    mixture, stems = apply_mixture_acoustics(stems, plan["acoustics"], sample_rate, plan["seed"])
     scale = plan["peak"] / max(np.abs(mixture).max(), 1e-9)
     return mixture * scale, stems * scale
 
 
 def stem_path(plan: dict, index: int, source: dict) -> str:
     return f"stems/{plan['split']}/{plan['id']}/{index}-{slug(source['label'])}.wav"
-
-
-def _room_impulse(room: dict, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """Direct path plus an exponentially decaying noise tail (RT60 in seconds, tail level in dB)."""
-    length = int(room["rt60"] * sample_rate)
-    time = np.arange(length) / sample_rate
-    tail = rng.standard_normal(length) * np.exp(-6.9 * time / room["rt60"])
-    tail[: int(0.005 * sample_rate)] = 0.0
-    tail *= 10 ** (room["wet_db"] / 20) / max(np.sqrt(np.sum(tail**2)), 1e-9)
-    tail[0] = 1.0
-    return tail
-
-
-def _background_noise(length: int, rng: np.random.Generator) -> np.ndarray:
-    """Pink-ish noise (1/f power) of unit RMS: a quiet room or street hum under the sources."""
-    spectrum = np.fft.rfft(rng.standard_normal(length))
-    spectrum /= np.sqrt(np.maximum(np.arange(spectrum.size), 1.0))
-    noise = np.fft.irfft(spectrum, n=length)
-    return noise / max(np.sqrt(np.mean(noise**2)), 1e-12)
 
 
 def plan_compositions(
@@ -332,6 +319,8 @@ def _build_into(folder: Path, options: CorpusOptions, resources: RenderResources
             for c in classes
         ],
         "soundfonts": {name: sha256_file(path) for name, path in sorted(resources.soundfonts.items())},
+        "sample_banks": {name: {"package": bank.package, "version": bank.version, "licence": bank.licence}
+                         for name, bank in sorted(resources.sample_banks.items())},
         "skipped_families": skipped,
         "stats": _statistics(plans, levels),
     }
@@ -378,8 +367,8 @@ def _annotation(plan: dict, options: CorpusOptions) -> dict[str, Any]:
         "labels": [source["label"] for source in plan["sources"]],
         "duration": options.clip_seconds,
         "sources": sources,
-        "room": plan["room"],
-        "noise_db": plan["noise_db"],
+        "acoustics": {"sources": [source["acoustics"] for source in plan["sources"]],
+                      "mixture": plan["acoustics"]},
     }
 
 

@@ -36,9 +36,11 @@ class SoundClass:
 
 @dataclass(frozen=True)
 class RenderResources:
-    """What rendering may need from the machine: soundfont files by name (file stem) for General MIDI."""
+    """What rendering may need from the machine: soundfont files by name (file stem) for General MIDI, and the
+    banks of recorded instruments (``sample_banks.SampleBank`` by name) that voice the same performances."""
 
     soundfonts: dict[str, Path] = field(default_factory=dict)
+    sample_banks: dict = field(default_factory=dict)
 
 
 RENDERER_MODULES = ("general_midi", "speech", "procedural")

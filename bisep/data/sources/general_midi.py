@@ -26,7 +26,8 @@ import numpy as np
 import soxr
 import tinysoundfont
 
-from bisep.data.sources import RenderResources, SoundClass
+from bisep.data.sources import RenderResources, SoundClass, sample_banks
+from bisep.data.reserved import refuse_reserved
 from bisep.errors import SourceUnavailable
 
 Recipe = dict
@@ -292,10 +293,11 @@ def default_soundfonts() -> dict[str, Path]:
 
 
 def load_soundfonts(paths) -> dict[str, Path]:
-    """Check user-given SF2 files and name them by file stem; raise SourceUnavailable naming a bad file."""
+    """Check user-given SF2 files and name them by file stem; raise SourceUnavailable naming a bad file (and
+    ReservedSource for a soundfont reserved for independent evaluation)."""
     found: dict[str, Path] = {}
     for given in paths:
-        path = Path(given).expanduser()
+        path = refuse_reserved(Path(given).expanduser())
         _validate(path)
         if any(_same_content(path, other) for other in found.values()):
             continue
@@ -304,6 +306,11 @@ def load_soundfonts(paths) -> dict[str, Path]:
                                     "rename one")
         found[path.stem] = path
     return found
+
+
+def voicings(class_name: str, resources: RenderResources) -> list[str]:
+    """What may voice ``class_name`` here: every soundfont, then the recorded-instrument banks that play it."""
+    return sorted(resources.soundfonts) + sample_banks.voicings(class_name, resources.sample_banks)
 
 
 def unavailable_reason(resources: RenderResources) -> str | None:
@@ -842,6 +849,8 @@ def render(recipe: Recipe, sample_rate: int, resources: RenderResources) -> np.n
     if recipe.get("class") not in _BY_NAME:
         raise ValueError(f"not a General MIDI recipe: class {recipe.get('class')!r}")
     name = recipe["soundfont"]
+    if name in resources.sample_banks:
+        return sample_banks.render(recipe, sample_rate, resources.sample_banks[name])
     if name not in resources.soundfonts:
         raise SourceUnavailable(f"soundfont {name!r} is not available here (have: "
                                 f"{', '.join(sorted(resources.soundfonts)) or 'none'})")
