@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*")
     arguments = parser.parse_args()
     from bisep.config import load_config
-    from bisep.train.checkpoint import read_model_folder
+    from bisep.model_folder import read_model_folder
     from bisep.train.config import TrainConfig
     from bisep.train.trainer import Trainer
 

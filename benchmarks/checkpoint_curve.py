@@ -24,7 +24,7 @@ def main() -> None:
     arguments = parser.parse_args()
     from bisep.evaluate.run import evaluate_separator
     from bisep.separator.api import Separator
-    from bisep.separator.folder import read_model_folder
+    from bisep.model_folder import read_model_folder
 
     import tempfile
 

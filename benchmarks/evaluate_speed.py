@@ -33,7 +33,7 @@ def random_model_folder(preset: str, folder: Path) -> Path:
     import torch
 
     from bisep.config import load_config
-    from bisep.separator.folder import write_model_folder
+    from bisep.model_folder import write_model_folder
     from bisep.separator.model import TextQueriedSeparator
     from bisep.train.config import TrainConfig
 
@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/bisep-evaluate-benchmark"))
     args = parser.parse_args()
 
-    from bisep.separator.folder import read_model_folder
+    from bisep.model_folder import read_model_folder
 
     model = args.model or random_model_folder(args.preset, args.out / "random-model")
     meta, _ = read_model_folder(model)

@@ -29,7 +29,7 @@ import torch
 
 def random_model_folder(preset: str, folder: Path) -> Path:
     from bisep.config import load_config
-    from bisep.separator.folder import write_model_folder
+    from bisep.model_folder import write_model_folder
     from bisep.separator.model import TextQueriedSeparator
     from bisep.train.config import TrainConfig
 

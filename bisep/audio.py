@@ -7,7 +7,6 @@ the problem, so the command line can print it as is.
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import BinaryIO
@@ -217,14 +216,6 @@ def save_audio(
             soundfile._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0)
             out.write(array.T)
     return path
-
-
-def audio_bytes(waveform: np.ndarray | torch.Tensor, sample_rate: int, file_format: str = "WAV") -> bytes:
-    """Encode a waveform in memory (for web responses and hashing)."""
-    array = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
-    buffer = io.BytesIO()
-    soundfile.write(buffer, np.clip(np.atleast_2d(array), -1, 1).T, sample_rate, format=file_format)
-    return buffer.getvalue()
 
 
 def _rewind(source: AudioSource) -> None:

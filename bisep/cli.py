@@ -115,7 +115,7 @@ def grounding_train(corpus_folder, out, overrides) -> None:
 def grounding_evaluate(corpus_folder, grounding_spec, out, split) -> None:
     """Zero-shot classification, retrieval and leakage sensitivity on the corpus's test (or valid) split."""
     from bisep.grounding import load_grounding
-    from bisep.grounding.evaluate import evaluate_grounding
+    from bisep.evaluate.grounding import evaluate_grounding
 
     model = load_grounding(grounding_spec)
     default_out = Path(corpus_folder) / ("grounding_eval" if split == "test" else f"grounding_eval_{split}")

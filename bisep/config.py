@@ -72,11 +72,6 @@ def from_dict(schema: type[T], data: Any, source: str = "config") -> T:
     return result
 
 
-def to_dict(config: Any) -> dict[str, Any]:
-    """The plain-data form of a config dataclass (what a checkpoint stores)."""
-    return dataclasses.asdict(config)
-
-
 def _build(schema: Any, value: Any, where: str, problems: list[str]) -> Any:
     if dataclasses.is_dataclass(schema):
         if not isinstance(value, dict):

@@ -1,4 +1,5 @@
-"""Training losses: mix-and-separate, consistency reconstruction, bi-modal contrastive, supervised.
+"""Training losses: mix-and-separate, consistency reconstruction, bi-modal contrastive, supervised; and the
+built-in grounding model's multi-positive InfoNCE and class-ranking terms.
 
 Magnitudes are those of the un-normalised STFT (``n_fft=1022``, so 512 bins; a smaller FFT gives smaller
 magnitudes and the weight's ``log1p`` then needs a matching scale). Reconstruction losses are weighted L1 on
@@ -219,3 +220,39 @@ def bimodal_contrastive_loss(
         return audio_to_text
     text_to_audio = _audio_to_text_cross_entropy(logits.transpose(-1, -2), valid, same_text.transpose(-1, -2))
     return 0.5 * (audio_to_text + text_to_audio)
+
+
+def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of the cross-entropy of ``logits`` ``(rows, columns)`` against ``targets`` (same shape,
+    non-negative weights), each row of targets normalised to a distribution."""
+    return -((targets / targets.sum(1, keepdim=True)) * logits.log_softmax(1)).sum(1).mean()
+
+
+def multi_positive_infonce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE in which an audio may have several matching texts (two violin clips in one batch are
+    not pushed apart), for training the built-in grounding model.
+
+    logits: ``(audio, texts)``, scaled similarities ``logit_scale * audio @ text.T``.
+    targets: ``(audio, texts)``, bool or non-negative weights; every row and column needs a positive entry.
+    Returns the mean of the audio-to-text and text-to-audio soft cross-entropies, a scalar in nats.
+    """
+    _check_rank("logits", logits, ("audio", "texts"))
+    _check_rank("targets", targets, ("audio", "texts"))
+    _check_same_shape("targets", targets, "logits", logits)
+    targets = targets.float()
+    return (_soft_cross_entropy(logits, targets) + _soft_cross_entropy(logits.T, targets.T)) / 2
+
+
+def class_ranking_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Audio-to-text cross-entropy over one text per class: a mixture of a violin and a dog should put both
+    phrases above the other classes. Audio-to-text only, so it never rewards a phrase for matching leaky audio.
+
+    logits: ``(audio, classes)``, scaled similarities of each clip to one phrasing of every class.
+    targets: ``(audio, classes)``, each clip's share of each class (its own classes > 0, e.g. a mixed-in clip's
+    amplitude share); rows are normalised to distributions.
+    Returns the mean over clips, a scalar in nats.
+    """
+    _check_rank("logits", logits, ("audio", "classes"))
+    _check_rank("targets", targets, ("audio", "classes"))
+    _check_same_shape("targets", targets, "logits", logits)
+    return _soft_cross_entropy(logits, targets)

@@ -1,15 +1,20 @@
-"""Pretrained things that ship inside the package, resolved by name and checked against their checksums.
+"""Named models, resolved to a model folder: shipped ones checked against their checksums, and a tiny random
+one built on first use for tests.
 
 ``bisep/assets/registry.json`` maps ``kind/name`` (``grounding/builtin``, ``separator/builtin``) to a folder
 under ``bisep/assets`` and the SHA-256 of every file in it; ``register_asset`` writes both when a trained model
-is shipped.
+is shipped. ``separator/unittest`` has seeded random weights and is written to a temporary folder, so it loads
+through the same code as a shipped model while tests drive the whole CLI in seconds.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 from bisep.errors import BisepError
 from bisep.files import sha256_file, write_json_atomic
@@ -23,11 +28,15 @@ def _registry() -> dict:
 
 
 def known_names(kind: str) -> list[str]:
-    return sorted(key.split("/", 1)[1] for key in _registry() if key.startswith(f"{kind}/"))
+    names = set(_registry()) | set(BUILT_ON_FIRST_USE)
+    return sorted(key.split("/", 1)[1] for key in names if key.startswith(f"{kind}/"))
 
 
 def asset_folder(kind: str, name: str) -> Path:
-    """The checked folder of a shipped model; a missing or altered file is an error, never a silent load."""
+    """The folder of a named model; a shipped model's missing or altered file is an error, never a silent
+    load."""
+    if f"{kind}/{name}" in BUILT_ON_FIRST_USE:
+        return _built_folder(f"{kind}/{name}")
     entry = _registry().get(f"{kind}/{name}")
     if entry is None:
         known = ", ".join(known_names(kind)) or "none shipped in this install"
@@ -57,3 +66,36 @@ def register_asset(kind: str, name: str, source: Path) -> Path:
     registry[f"{kind}/{name}"] = {"folder": f"{kind}/{name}", "sha256": checksums}
     write_json_atomic(REGISTRY, registry)
     return folder
+
+
+def _write_unittest_separator(folder: Path) -> Path:
+    """A tiny separator with seeded random weights and a tiny random grounding model in its ``grounding``
+    sub-folder; the global torch RNG is left as it was."""
+    import torch
+
+    from bisep.grounding.builtin import BuiltinGrounding, BuiltinGroundingConfig
+    from bisep.model_folder import write_model_folder
+    from bisep.separator.model import SeparatorConfig, TextQueriedSeparator
+
+    generator_state = torch.get_rng_state()
+    torch.manual_seed(0)
+    grounding = BuiltinGrounding(BuiltinGroundingConfig(embedding_dim=16, channels=[4, 4, 4, 4]))
+    config = SeparatorConfig(n_fft=254, hop_length=64, num_downs=4, base_channels=4, out_channels=4, heads=1,
+                             token_dim=grounding.token_dim, embedding_dim=16)
+    model = TextQueriedSeparator(config)
+    torch.set_rng_state(generator_state)
+    return write_model_folder(folder, model, config, {"grounding_folder": "grounding"},
+                              extra=lambda staging: grounding.save(staging / "grounding"))
+
+
+BUILT_ON_FIRST_USE: dict[str, Callable[[Path], Path]] = {"separator/unittest": _write_unittest_separator}
+_built: dict[str, Path] = {}
+
+
+def _built_folder(key: str) -> Path:
+    """Write a built-on-first-use model once per process, into a temporary folder removed at exit."""
+    if key not in _built:
+        root = Path(tempfile.mkdtemp(prefix="bisep-models-"))
+        atexit.register(shutil.rmtree, root, True)
+        _built[key] = BUILT_ON_FIRST_USE[key](root / key.replace("/", "-"))
+    return _built[key]

@@ -8,9 +8,11 @@ import torch.nn.functional as F
 
 from bisep.losses import (
     bimodal_contrastive_loss,
+    class_ranking_loss,
     consistency_reconstruction_loss,
     loss_weight,
     mix_and_separate_loss,
+    multi_positive_infonce,
     supervised_reconstruction_loss,
     weighted_l1,
 )
@@ -328,3 +330,76 @@ def test_contrastive_refuses_bad_inputs():
         bimodal_contrastive_loss(embeddings, embeddings, 1.0, valid=torch.ones(2, 3))
     with pytest.raises(ValueError, match=r"same_text must be a bool tensor of shape \(2, 3, 3\)"):
         bimodal_contrastive_loss(embeddings, embeddings, 1.0, same_text=torch.ones(2, 3, dtype=torch.bool))
+
+
+# The grounding model's training terms. The reference formulas are those the shipped grounding model was trained
+# with (bisep.train.grounding before the terms moved here); the moved functions must give the same values.
+
+def reference_multi_positive_infonce(logits, targets):
+    targets = targets.float()
+    audio_to_text = -((targets / targets.sum(1, keepdim=True)) * logits.log_softmax(1)).sum(1).mean()
+    transposed = targets.T
+    text_to_audio = -((transposed / transposed.sum(1, keepdim=True)) * logits.T.log_softmax(1)).sum(1).mean()
+    return (audio_to_text + text_to_audio) / 2
+
+
+def reference_class_ranking_loss(logits, shares, names):
+    targets = torch.tensor([[row.get(name, 0.0) for name in names] for row in shares])
+    return -((targets / targets.sum(1, keepdim=True)) * logits.log_softmax(1)).sum(1).mean()
+
+
+def fixed_grounding_logits(rows, columns):
+    return torch.randn(rows, columns, generator=torch.Generator().manual_seed(3)) * 7
+
+
+def test_multi_positive_infonce_equals_the_formula_the_shipped_model_was_trained_with():
+    from bisep.train.grounding import match_weights
+
+    labels = [frozenset({"violin"}), frozenset({"violin", "rain"}), frozenset({"siren"}), frozenset({"violin"})]
+    logits = fixed_grounding_logits(4, 4)
+    for targets, value in ((match_weights(labels, 0.0) > 0, 4.681340), (match_weights(labels, 0.2), 4.852928)):
+        expected = reference_multi_positive_infonce(logits, targets)
+        assert float(expected) == pytest.approx(value, abs=1e-5)
+        assert torch.equal(multi_positive_infonce(logits, targets), expected)
+
+
+def test_class_ranking_loss_equals_the_formula_the_shipped_model_was_trained_with():
+    from bisep.train.grounding import class_share_targets, level_share, uniform_shares
+
+    names = ["dog", "rain", "siren", "violin"]
+    added = level_share(-6.0)
+    shares = [uniform_shares(frozenset({"violin", "rain"})), uniform_shares(frozenset({"siren"})),
+              uniform_shares(frozenset({"dog"}), 1 - added) | uniform_shares(frozenset({"violin"}), added)]
+    logits = fixed_grounding_logits(3, 4)
+    expected = reference_class_ranking_loss(logits, shares, names)
+    assert float(expected) == pytest.approx(8.174445, abs=1e-5)
+    assert torch.equal(class_ranking_loss(logits, class_share_targets(shares, names)), expected)
+
+
+def test_multi_positive_infonce_is_small_for_matching_pairs():
+    positives = torch.eye(3, dtype=torch.bool)
+    assert multi_positive_infonce(torch.eye(3) * 20, positives) < 1e-6
+    assert multi_positive_infonce(torch.zeros(3, 3), positives) == pytest.approx(math.log(3))
+    duplicates = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
+    # two audio share two texts: each puts half its target on either, so log 2 is the best it can do there
+    loss = multi_positive_infonce(torch.tensor([[9.0, 9, 0], [9, 9, 0], [0, 0, 9]]), duplicates)
+    assert loss == pytest.approx(2 / 3 * math.log(2), abs=1e-3)
+
+
+def test_class_ranking_rewards_putting_every_own_class_first():
+    targets = torch.tensor([[0.0, 0.5, 0.0, 0.5], [0.0, 0.0, 1.0, 0.0]])
+    both_first = torch.tensor([[0.0, 9.0, 0.0, 9.0], [0.0, 0.0, 9.0, 0.0]])
+    one_missing = torch.tensor([[9.0, 0.0, 0.0, 9.0], [0.0, 0.0, 9.0, 0.0]])
+    # the 2-class row cannot do better than log 2 (half its target on each class); the 1-class row reaches 0
+    assert class_ranking_loss(both_first, targets) == pytest.approx(0.5 * math.log(2), abs=1e-3)
+    assert class_ranking_loss(one_missing, targets) > 2.0
+
+
+@pytest.mark.parametrize("loss", [multi_positive_infonce, class_ranking_loss])
+def test_grounding_losses_refuse_bad_inputs(loss):
+    with pytest.raises(ValueError, match=r"logits must have shape \(audio, "):
+        loss(torch.zeros(3), torch.ones(3))
+    with pytest.raises(ValueError, match="targets shape"):
+        loss(torch.zeros(3, 3), torch.ones(3, 2))
+    with pytest.raises(TypeError, match="targets must be a torch.Tensor"):
+        loss(torch.zeros(3, 3), [[1.0] * 3] * 3)

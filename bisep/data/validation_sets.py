@@ -409,7 +409,7 @@ def build_soundfont_validation(out: str | Path, soundfont: str | Path = CSOUND_S
     """Write the held-out soundfont validation set into ``out``: every General MIDI class of the corpus played
     by ``soundfont`` (which training must not use), prompted with bisep's validation paraphrases."""
     from bisep.data.sources import RenderResources, general_midi
-    from bisep.grounding.evaluate import VALIDATION_PHRASINGS
+    from bisep.evaluate.grounding import VALIDATION_PHRASINGS
 
     soundfont = refuse_unusable(Path(soundfont))
     if soundfont == CSOUND_SOUNDFONT.path:

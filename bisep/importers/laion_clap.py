@@ -24,7 +24,7 @@ import torch
 
 from bisep.errors import BisepError
 from bisep.grounding.clap_features import slaney_mel_filters
-from bisep.importers.checkpoint import check_shapes, load_checkpoint, state_dict_of
+from bisep.importers.safe_load import check_shapes, load_checkpoint, state_dict_of
 
 if TYPE_CHECKING:
     from transformers import ClapConfig, ClapModel

@@ -21,8 +21,8 @@ from bisep.config import from_dict
 from bisep.errors import BisepError
 from bisep.grounding import GroundingModel, load_grounding
 from bisep.grounding.base import TextFeatures, check_prompts
+from bisep.model_folder import read_model_folder
 from bisep.separator.apply import Segmentation, apply_segmented
-from bisep.separator.folder import read_model_folder
 from bisep.separator.model import SeparatorConfig, TextQueriedSeparator
 from bisep.separator.resolve import resolve_separator
 
@@ -54,14 +54,12 @@ class Separator:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "builtin", device: str | torch.device | None = None,
                         grounding: str | None = None) -> "Separator":
-        """Load a shipped model by name (``builtin``; ``unittest`` is a tiny random model for tests), a model
-        folder (``config.json`` + ``model.safetensors``) or a ``bisep train`` run (its best checkpoint), as
-        :func:`~bisep.separator.resolve.resolve_separator` decides. ``grounding`` overrides the grounding model
-        recorded in the folder."""
+        """Load a model named in :mod:`bisep.pretrained` (``builtin``; ``unittest``, a tiny random model for
+        tests), a model folder (``config.json`` + ``model.safetensors``) or a ``bisep train`` run (its best
+        checkpoint), as :func:`~bisep.separator.resolve.resolve_separator` decides. ``grounding`` overrides the
+        grounding model recorded in the folder."""
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         text = resolve_separator(name_or_path)
-        if text == "unittest":
-            return _unittest_separator(device)
         path = Path(text)
         if not path.is_dir():
             from bisep.pretrained import asset_folder
@@ -151,16 +149,3 @@ def _fit_length(estimates: np.ndarray, length: int) -> np.ndarray:
         return estimates[..., :length]
     return np.pad(estimates, [(0, 0)] * (estimates.ndim - 1) + [(0, length - estimates.shape[-1])])
 
-
-def _unittest_separator(device) -> Separator:
-    """A tiny model with seeded random weights and a tiny random grounding model: drives the CLI in seconds."""
-    from bisep.grounding.builtin import BuiltinGrounding, BuiltinGroundingConfig
-
-    generator_state = torch.get_rng_state()
-    torch.manual_seed(0)
-    grounding = BuiltinGrounding(BuiltinGroundingConfig(embedding_dim=16, channels=[4, 4, 4, 4]))
-    model = TextQueriedSeparator(SeparatorConfig(n_fft=254, hop_length=64, num_downs=4, base_channels=4,
-                                                 out_channels=4, heads=1, token_dim=grounding.token_dim,
-                                                 embedding_dim=16))
-    torch.set_rng_state(generator_state)
-    return Separator(model, grounding, name="unittest", device=device)

@@ -22,7 +22,8 @@ def _is_model_folder(path: Path) -> bool:
 
 
 def resolve_separator(spec: str | Path) -> str:
-    """A model folder path, or a shipped model name (``builtin``, ``unittest``) left for ``from_pretrained``."""
+    """A model folder path, or a model name (``builtin``, ``unittest``) that ``from_pretrained`` looks up in
+    :mod:`bisep.pretrained`."""
     text = str(spec)
     path = Path(text).expanduser()
     if not path.exists():

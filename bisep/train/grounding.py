@@ -14,11 +14,10 @@ spread over its own classes; with ``ranking_by_level`` the added clip of an on-t
 amplitude's share of that target, so 2-source mixtures rank both sources' phrases high while a louder addition
 still moves a mixture further from the main clip's phrase (the leakage ordering). ``rewording``: each seen
 phrasing drawn for a caption or the ranking term is framed by a template or loses words with this probability
-(bisep.train.rewording), which narrowed the gap between seen phrasings and unseen paraphrases for about
-15 % more new texts per step for the frozen sentence encoder (mixture captions are new texts either way).
+(bisep.train.rewording), so the projection sees more ways of saying each class than the corpus lists.
 ``partial_positive`` (off) makes a text naming only some of a mixture's sources a weak positive in both InfoNCE
-directions; at 0.2 it cut the leakage ordering from 98 % to 82 % of test pairs (docs/models.md): in the
-text-to-audio direction it rewards a source's phrase for finding the source with leakage.
+directions; it hurts the leakage ordering, because in the text-to-audio direction it rewards a source's phrase
+for finding the source with leakage. What each choice scored: docs/models.md.
 """
 
 from __future__ import annotations
@@ -34,8 +33,9 @@ from torch import nn
 
 from bisep.audio import load_audio
 from bisep.data.format import Dataset
+from bisep.evaluate.grounding import class_embeddings, embed_audio, rms
 from bisep.grounding.builtin import BuiltinGrounding, BuiltinGroundingConfig
-from bisep.grounding.evaluate import class_embeddings
+from bisep.losses import class_ranking_loss, multi_positive_infonce
 from bisep.train.rewording import reword
 
 CONNECTIVES = ("{} while {}", "{} and {}", "{} with {} in the background", "{} as {}", "{} followed by {}")
@@ -100,10 +100,6 @@ def _plain(caption: str) -> str:
     return caption[0].lower() + caption[1:] if caption else caption
 
 
-def _rms(waveform: torch.Tensor) -> torch.Tensor:
-    return waveform.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-5)
-
-
 def make_batch(clips: CaptionedClips, config: GroundingTrainingConfig, rng: np.random.Generator):
     """Waveforms ``(B', samples)``, captions, label sets and class shares (the class-ranking targets): clean
     clips plus mixtures made from them."""
@@ -122,7 +118,7 @@ def make_batch(clips: CaptionedClips, config: GroundingTrainingConfig, rng: np.r
             other = int(rng.integers(count))
         relative_db = float(rng.uniform(-12.0, 0.0))
         main, added = clips.audio[index], clips.audio[other]
-        added = added * _rms(main) / _rms(added) * 10 ** (relative_db / 20)
+        added = added * rms(main) / rms(added) * 10 ** (relative_db / 20)
         waves.append(main + added)
         first = _reword(clips, index, rng, config.rewording)
         second = _reword(clips, other, rng, config.rewording)
@@ -144,7 +140,7 @@ def make_batch(clips: CaptionedClips, config: GroundingTrainingConfig, rng: np.r
     noisy = torch.from_numpy(rng.random(batch.shape[0]) < config.noise_probability)
     noise_level = torch.from_numpy(10 ** (rng.uniform(-40, -25, size=(batch.shape[0], 1)) / 20)).float()
     generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
-    noise = torch.randn(batch.shape, generator=generator) * _rms(batch) * noise_level
+    noise = torch.randn(batch.shape, generator=generator) * rms(batch) * noise_level
     batch = batch + noise * noisy[:, None]
     return batch, captions, labels, shares
 
@@ -183,21 +179,9 @@ def match_weights(labels: list[frozenset[str]], partial: float) -> torch.Tensor:
     return torch.tensor([[1.0 if a == b else (partial if b < a else 0.0) for b in labels] for a in labels])
 
 
-def multi_positive_infonce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE with soft targets ``(B, B)`` (audio rows, text columns; bool or weights), each
-    direction's rows normalised to a distribution."""
-    targets = targets.float()
-    audio_to_text = -((targets / targets.sum(1, keepdim=True)) * logits.log_softmax(1)).sum(1).mean()
-    transposed = targets.T
-    text_to_audio = -((transposed / transposed.sum(1, keepdim=True)) * logits.T.log_softmax(1)).sum(1).mean()
-    return (audio_to_text + text_to_audio) / 2
-
-
-def class_ranking_loss(logits: torch.Tensor, shares: list[dict[str, float]], names: list[str]) -> torch.Tensor:
-    """Cross-entropy of audio rows over per-class texts ``(B, classes)`` against each row's share of its own
-    classes: a mixture of a violin and a dog should put both phrases above the other classes."""
-    targets = torch.tensor([[row.get(name, 0.0) for name in names] for row in shares])
-    return -((targets / targets.sum(1, keepdim=True)) * logits.log_softmax(1)).sum(1).mean()
+def class_share_targets(shares: list[dict[str, float]], names: list[str]) -> torch.Tensor:
+    """``(clips, classes)`` class-ranking targets: each clip's share of each of ``names`` (0 for other classes)."""
+    return torch.tensor([[row.get(name, 0.0) for name in names] for row in shares])
 
 
 def zero_shot_accuracy(model: BuiltinGrounding, clips: CaptionedClips, batch: int = 64) -> float:
@@ -208,11 +192,6 @@ def zero_shot_accuracy(model: BuiltinGrounding, clips: CaptionedClips, batch: in
     predicted = (audio @ class_texts.T).argmax(1)
     truth = torch.tensor([names.index(next(iter(labels))) for labels in clips.labels])
     return float((predicted == truth).float().mean())
-
-
-@torch.no_grad()
-def embed_audio(model, audio: torch.Tensor, sample_rate: int, batch: int = 64) -> torch.Tensor:
-    return torch.cat([model.encode_audio(audio[i:i + batch], sample_rate) for i in range(0, len(audio), batch)])
 
 
 def train_grounding(
@@ -267,7 +246,8 @@ def train_grounding(
             class_texts = [reword(str(rng.choice(train.phrasings[name])), rng, config.rewording)
                            for name in class_names]
             class_text = nn.functional.normalize(model.text_projection(pooled_sentences(class_texts)), dim=-1)
-            ranking = class_ranking_loss(model.logit_scale * audio @ class_text.T, shares, class_names)
+            ranking = class_ranking_loss(model.logit_scale * audio @ class_text.T,
+                                         class_share_targets(shares, class_names))
             loss = loss + config.class_ranking * ranking
         optimiser.zero_grad(set_to_none=True)
         loss.backward()

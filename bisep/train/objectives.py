@@ -36,9 +36,10 @@ def weak_terms(model, grounding: GroundingModel, batch: dict, config: LossConfig
     gradients synchronise."""
     device = next(model.parameters()).device
     mixture, clips = batch["mixture"].to(device), batch["clips"].to(device)
-    batch_size, clip_count, samples = clips.shape
+    batch_size, clip_count, samples = clips.shape  # B, N, samples
     weak = mode == "weak"
-    phrase_count = batch["repeat_weights"].shape[-1] if weak else 0
+    phrase_count = batch["repeat_weights"].shape[-1] if weak else 0  # P
+    # per mixture: its N captions, then (weak) the P phrases of clip 0, of clip 1, ...: B * N * (1 + P) prompts
     prompts = []
     for captions, phrases in zip(batch["captions"], batch["phrases"]):
         prompts += list(captions)
@@ -48,12 +49,14 @@ def weak_terms(model, grounding: GroundingModel, batch: dict, config: LossConfig
     text = _encode(grounding, prompts, device)
     separator = getattr(model, "module", model)
     output = model(mixture, text)
+    # estimates (B, N * (1 + P), F, T), one per prompt in the order above; magnitude (B, F, T) of the mixture
     estimates, magnitude = output["magnitudes"].float(), output["spectrogram"].abs()
-    clip_magnitudes = separator.stft(clips).abs()
+    clip_magnitudes = separator.stft(clips).abs()  # (B, N, F, T)
     terms = {"mix_and_separate": mix_and_separate_loss(estimates[:, :clip_count], clip_magnitudes, magnitude)}
     if not weak:
         return terms
     bins, frames = estimates.shape[-2:]
+    # (B, N * P, F, T) -> (B, N, P, F, T): the phrases follow the captions clip by clip
     phrase_estimates = estimates[:, clip_count:].reshape(batch_size, clip_count, phrase_count, bins, frames)
     repeat_weights = batch["repeat_weights"].to(device)
     terms["consistency"] = consistency_reconstruction_loss(
@@ -61,13 +64,16 @@ def weak_terms(model, grounding: GroundingModel, batch: dict, config: LossConfig
         magnitude if config.consistency_weight == "mixture" else clip_magnitudes)
     if config.contrastive == 0:  # the ablation: no grounding forward (it is most of a weak step)
         return terms
-    waveforms = output["waveforms"][:, clip_count:].float()
+    waveforms = output["waveforms"][:, clip_count:].float()  # (B, N * P, samples)
+    # (B * N * P, samples) -> (B * N * P, D) -> (B, N, P, D)
     audio = grounding.encode_audio(waveforms.reshape(-1, samples), separator.config.sample_rate)
     dimension = audio.shape[-1]
     audio = audio.view(batch_size, clip_count, phrase_count, dimension)
+    # text embeddings (B * N * (1 + P), D) -> (B, N * (1 + P), D) -> phrases only (B, N * P, D) -> (B, N, P, D)
     text_embedding = text.embedding.view(batch_size, per_mixture, dimension)[:, clip_count:]
     text_embedding = text_embedding.reshape(batch_size, clip_count, phrase_count, dimension)
-    valid = _per_slot(repeat_weights > 0)
+    valid = _per_slot(repeat_weights > 0)  # (N, B * P)
+    # names[n]: the B * P phrase texts of clip slot n, in _per_slot's order (batch item, then phrase)
     names = [[phrases[n][p] for phrases in batch["phrases"] for p in range(phrase_count)]
              for n in range(clip_count)]
     same_text = torch.tensor([[[a == b for b in slot] for a in slot] for slot in names], device=device)

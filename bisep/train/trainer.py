@@ -23,20 +23,24 @@ from bisep.data.sampling import CompositionMixtures, MixtureOfMixtures, SingleSo
 from bisep.data.streaming import StreamedMixtureOfMixtures, StreamedSingleSourceMixtures
 from bisep.files import write_json_atomic
 from bisep.grounding import load_grounding
+from bisep.model_folder import read_model_folder, write_model_folder
 from bisep.separator.model import TextQueriedSeparator
-from bisep.train.checkpoint import (
-    read_model_folder,
-    read_training_state,
-    restore_rng_states,
-    rng_states,
-    write_model_folder,
-)
+from bisep.train.training_state import read_training_state, restore_rng_states, rng_states
 from bisep.train.config import TrainConfig
 from bisep.train.distributed import GlobalBatchSampler, setup_distributed
 from bisep.train.objectives import supervised_terms, total_loss, validation_scores, weak_terms
 
 
 class Trainer:
+    """One training run of a separator, from a :class:`~bisep.train.config.TrainConfig`.
+
+    Builds the separator, its frozen grounding model and the data of the run's mode, then alternates optimiser
+    steps with validation on fixed compositions. Writes under ``config.out``: model folders
+    ``checkpoints/latest`` (with ``state.pt``, from which ``resume=True`` continues), ``checkpoints/best``
+    (best validation SDR) and ``checkpoints/epochNNNN``, ``history.jsonl`` and TensorBoard logs. Under
+    ``torchrun`` each process holds one rank; only rank 0 writes.
+    """
+
     def __init__(self, config: TrainConfig, resume: bool = False, device: str | None = None, log=print):
         self.config, self.resume, self.log = config, resume, log
         self.dist = setup_distributed(device)
@@ -183,10 +187,10 @@ class Trainer:
     def recalibrate_batch_norm(self, batches: int = 8) -> None:
         """Recompute BatchNorm running statistics as an exact average over ``batches`` training batches.
 
-        Running averages (momentum 0.1) lag behind weights that move fast early in training; evaluating with
-        such stale statistics cost up to 15 dB in short CPU runs. The batches are fixed items of the current
-        epoch, so the result is deterministic; training itself (batch statistics) is unaffected. With two
-        training streams (semi) each gives half the batches.
+        Running averages (momentum 0.1) lag behind weights that move fast early in training, so validation
+        with them would judge a short run by stale statistics (what that cost: docs/models.md). The batches are
+        fixed items of the current epoch, so the result is deterministic; training itself (batch statistics) is
+        unaffected. With two training streams (semi) each gives half the batches.
         """
         norms = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         if not norms:

@@ -99,7 +99,7 @@ def test_reserved_and_training_sources_are_refused(path, reason, tmp_path, capsy
 @needs_soundfont
 def test_soundfont_set_uses_the_validation_paraphrases(tmp_path):
     from bisep.data.sources import general_midi
-    from bisep.grounding.evaluate import VALIDATION_PHRASINGS
+    from bisep.evaluate.grounding import VALIDATION_PHRASINGS
 
     folder = tmp_path / "sfval"
     options = dataclasses.replace(TINY, items=4)

