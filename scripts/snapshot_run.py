@@ -1,8 +1,10 @@
 """Copy a training run's resumable state into the repository and commit it, so a later session continues the run.
 
 A session's background training dies with the session; ``runs/`` is not versioned. Every hour this copies the
-run's ``checkpoints/latest`` (config, weights, optimiser state), its ``history.jsonl`` and the newest per-epoch
-weights into ``snapshots/<run name>/`` (replaced atomically) and commits exactly those paths.
+run's ``checkpoints/latest`` (config, weights, optimiser state) and its ``history.jsonl`` into
+``snapshots/<run name>/`` (replaced atomically) and commits exactly those paths. Per-epoch weights stay out (they
+would add their size to the repository's history at every snapshot); score them for the curves while they exist
+(``benchmarks/validation_curves.py`` keeps its scores in docs/figures).
 
     python scripts/snapshot_run.py runs/builtin-long [--every-minutes 60] [--once]
 
@@ -37,9 +39,6 @@ def snapshot(run: Path, out: Path) -> bool:
     for name in ("history.jsonl", "summary.json"):
         if (run / name).is_file():
             shutil.copy2(run / name, partial / name)
-    epochs = sorted((run / "checkpoints").glob("epoch*"))
-    if epochs:
-        shutil.copytree(epochs[-1], partial / epochs[-1].name)
     shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)
     return True

@@ -1,7 +1,7 @@
 """The built-in corpus: captioned natural mixtures rendered offline, with the ground truth real data lacks.
 
 Building happens in two phases. Planning draws every random choice (classes, phrasings, timing, levels,
-melodies, sentences, room) sequentially from the seed, and keeps renders, melodies and sentences disjoint
+melodies, sentences, acoustics) sequentially from the seed, and keeps renders, melodies and sentences disjoint
 across splits. Rendering is a pure function of each clip's plan and runs in worker processes, so the same seed
 gives byte-identical files whatever ``jobs`` is. The corpus is written into a hidden folder beside the target
 and renamed into place at the end: a failed or interrupted build leaves nothing half-written.

@@ -1,0 +1,94 @@
+"""Validation curves of a long training run on several composition lists at once: in-domain (the corpus's
+valid_2), a held-out soundfont with held-out phrasings (``bisep data soundfont-val``) and real recordings
+(``bisep data realval``). Every ``checkpoints/epochNNNN`` folder is scored with ``bisep evaluate``'s code; scores
+already in ``--out``.json are kept, so rerunning as the run goes on only scores the new checkpoints.
+
+    python benchmarks/validation_curves.py runs/builtin-long \
+        --list in-domain=corpus/small/compositions/valid_2.csv \
+        --list held-out-soundfont=corpus/sfval/compositions/valid_2.csv \
+        --list real-recordings=corpus/realval/compositions/valid_2.csv \
+        --limit 100 --out docs/figures/builtin_long_curves
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+
+def score(folder: Path, lists: dict[str, Path], limit: int, work: Path) -> dict:
+    from bisep.evaluate.run import evaluate_separator
+    from bisep.separator.api import Separator
+    from bisep.model_folder import read_model_folder
+
+    meta, _ = read_model_folder(folder)
+    separator = Separator.from_pretrained(folder, device="cpu")
+    point = {"checkpoint": folder.name, "step": meta.get("provenance", {}).get("global_step")}
+    for name, compositions in lists.items():
+        result = evaluate_separator(separator, compositions, work / folder.name / name, oracles=False, jobs=1,
+                                    limit=limit, examples=0, progress=False)
+        model, mixture = result["summary"]["model"]["overall"], result["summary"]["mixture"]["overall"]
+        improvements = [value for record in result["records"] for value in record["scores"]["model"]["sdri"]]
+        point[name] = {"sdr": model["sdr"]["mean"], "sdri": model["sdri"]["mean"],
+                       "si_sdri": model["si_sdri"]["mean"], "mixture_sdr": mixture["sdr"]["mean"],
+                       "share_below_mixture": sum(value < 0 for value in improvements) / max(1, len(improvements))}
+    return point
+
+
+def plot(points: list[dict], names: list[str], title: str, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(6.5, 3.6), dpi=110)
+    steps = [point["step"] for point in points]
+    for name in names:
+        axes.plot(steps, [point[name]["sdri"] for point in points], "o-", label=f"{name} SDRi")
+    axes.axhline(0.0, color="grey", linewidth=0.8, linestyle="--", label="the mixture itself")
+    axes.set_xlabel("optimiser step")
+    axes.set_ylabel("SDR improvement (dB)")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--list", dest="lists", action="append", required=True, metavar="NAME=CSV")
+    parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--out", type=Path, required=True, help="Path without suffix for .json and .png.")
+    arguments = parser.parse_args()
+    lists = {}
+    for item in arguments.lists:
+        name, _, path = item.partition("=")
+        if not path or not Path(path).is_file():
+            sys.exit(f"--list {item}: expected NAME=path/to/compositions.csv of an existing file")
+        lists[name] = Path(path)
+    checkpoints = sorted((arguments.run / "checkpoints").glob("epoch[0-9]*"))
+    if not checkpoints:
+        sys.exit(f"{arguments.run}: no checkpoints/epochNNNN folders")
+    store = arguments.out.with_suffix(".json")
+    points = {p["checkpoint"]: p for p in (json.loads(store.read_text()) if store.is_file() else [])}
+    work = Path(tempfile.mkdtemp(prefix="bisep-curves-"))
+    for folder in checkpoints:
+        if folder.name in points and all(name in points[folder.name] for name in lists):
+            continue
+        points[folder.name] = score(folder, lists, arguments.limit, work)
+        print(json.dumps(points[folder.name]), flush=True)
+        store.parent.mkdir(parents=True, exist_ok=True)
+        store.write_text(json.dumps(sorted(points.values(), key=lambda p: p["step"]), indent=1) + "\n")
+    ordered = sorted(points.values(), key=lambda p: p["step"])
+    plot(ordered, list(lists), f"{arguments.run.name}: first {arguments.limit} compositions of each list",
+         arguments.out.with_suffix(".png"))
+    print(f"wrote {arguments.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
