@@ -7,7 +7,7 @@ already in ``--out``.json are kept, so rerunning as the run goes on only scores 
         --list in-domain=corpus/small/compositions/valid_2.csv \
         --list held-out-soundfont=corpus/sfval/compositions/valid_2.csv \
         --list real-recordings=corpus/realval/compositions/valid_2.csv \
-        --limit 100 --out docs/figures/builtin_long_curves
+        --limit 100 --reference builtin --out docs/figures/builtin_long_curves
 """
 
 from __future__ import annotations
@@ -19,26 +19,32 @@ import tempfile
 from pathlib import Path
 
 
-def score(folder: Path, lists: dict[str, Path], limit: int, work: Path) -> dict:
+def score(folder: Path | str, lists: dict[str, Path], limit: int, work: Path) -> dict:
+    """Scores of one model (a checkpoint folder, or a shipped name for the reference) on every list."""
     from bisep.evaluate.run import evaluate_separator
-    from bisep.separator.api import Separator
     from bisep.model_folder import read_model_folder
+    from bisep.separator.api import Separator
 
-    meta, _ = read_model_folder(folder)
     separator = Separator.from_pretrained(folder, device="cpu")
-    point = {"checkpoint": folder.name, "step": meta.get("provenance", {}).get("global_step")}
+    if isinstance(folder, Path):
+        meta, _ = read_model_folder(folder)
+        point = {"checkpoint": folder.name, "step": meta.get("provenance", {}).get("global_step")}
+    else:
+        point = {"checkpoint": folder, "step": None}
     for name, compositions in lists.items():
-        result = evaluate_separator(separator, compositions, work / folder.name / name, oracles=False, jobs=1,
-                                    limit=limit, examples=0, progress=False)
+        out = work / point["checkpoint"] / name
+        result = evaluate_separator(separator, compositions, out, oracles=False, jobs=1, limit=limit, examples=0,
+                                    progress=False)
+        records = json.loads((out / "results.json").read_text())["records"]
         model, mixture = result["summary"]["model"]["overall"], result["summary"]["mixture"]["overall"]
-        improvements = [value for record in result["records"] for value in record["scores"]["model"]["sdri"]]
+        improvements = [value for record in records for value in record["scores"]["model"]["sdri"]]
         point[name] = {"sdr": model["sdr"]["mean"], "sdri": model["sdri"]["mean"],
                        "si_sdri": model["si_sdri"]["mean"], "mixture_sdr": mixture["sdr"]["mean"],
                        "share_below_mixture": sum(value < 0 for value in improvements) / max(1, len(improvements))}
     return point
 
 
-def plot(points: list[dict], names: list[str], title: str, out: Path) -> None:
+def plot(points: list[dict], names: list[str], title: str, out: Path, reference: dict | None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,8 +52,11 @@ def plot(points: list[dict], names: list[str], title: str, out: Path) -> None:
 
     figure, axes = pyplot.subplots(figsize=(6.5, 3.6), dpi=110)
     steps = [point["step"] for point in points]
-    for name in names:
-        axes.plot(steps, [point[name]["sdri"] for point in points], "o-", label=f"{name} SDRi")
+    for index, name in enumerate(names):
+        line = axes.plot(steps, [point[name]["sdri"] for point in points], "o-", label=f"{name} SDRi")
+        if reference is not None:
+            axes.axhline(reference[name]["sdri"], color=line[0].get_color(), linewidth=1.0, linestyle=":",
+                         label=f"{reference['checkpoint']} (dotted, per list)" if index == 0 else None)
     axes.axhline(0.0, color="grey", linewidth=0.8, linestyle="--", label="the mixture itself")
     axes.set_xlabel("optimiser step")
     axes.set_ylabel("SDR improvement (dB)")
@@ -63,6 +72,7 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--list", dest="lists", action="append", required=True, metavar="NAME=CSV")
     parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--reference", default="", help="A shipped model scored on the same lists (a flat line).")
     parser.add_argument("--out", type=Path, required=True, help="Path without suffix for .json and .png.")
     arguments = parser.parse_args()
     lists = {}
@@ -84,9 +94,18 @@ def main() -> None:
         print(json.dumps(points[folder.name]), flush=True)
         store.parent.mkdir(parents=True, exist_ok=True)
         store.write_text(json.dumps(sorted(points.values(), key=lambda p: p["step"]), indent=1) + "\n")
-    ordered = sorted(points.values(), key=lambda p: p["step"])
+    reference = None
+    if arguments.reference:
+        references = store.with_name(store.stem + "_reference.json")
+        known = json.loads(references.read_text()) if references.is_file() else {}
+        if known.get("checkpoint") != arguments.reference or not all(name in known for name in lists):
+            known = score(arguments.reference, lists, arguments.limit, work)
+            references.write_text(json.dumps(known, indent=1) + "\n")
+        reference = known
+        print(json.dumps(reference), flush=True)
+    ordered = sorted((p for p in points.values() if p["step"] is not None), key=lambda p: p["step"])
     plot(ordered, list(lists), f"{arguments.run.name}: first {arguments.limit} compositions of each list",
-         arguments.out.with_suffix(".png"))
+         arguments.out.with_suffix(".png"), reference)
     print(f"wrote {arguments.out.with_suffix('.png')}")
 
 
