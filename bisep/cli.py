@@ -431,64 +431,100 @@ def _report_validation_set(out: Path, manifest: dict) -> None:
 @click.option("--format", "file_format", type=click.Choice(["wav", "flac"]), default="wav", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("--max-seconds", type=float, default=4 * 3600.0, show_default=True, help="Refuse longer inputs.")
-@click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
-              help="CPU threads the network runs on (segments and prompts are computed in parallel by them).")
+@click.option("--jobs", type=click.IntRange(min=1),
+              help="CPU threads the network runs on (default: the cores other processes leave idle, at least 1).")
 def separate(inputs, prompts, out, model, grounding, device, segment, overlap, residual, file_format, overwrite,
              max_seconds, jobs) -> None:
     """Extract what each prompt describes from audio files or folders (searched recursively).
 
-    Writes OUT/<input name>/<prompt>.wav (and residual.wav). Stereo is separated channel by channel; outputs
-    keep the input's sample rate and channels. A file that fails is reported and the others still run.
+    Writes OUT/<input path>/<prompt>.wav (and residual.wav): the inputs' folders are mirrored below OUT, from the
+    folder they share; inputs that differ only by extension keep it (OUT/song.wav/, OUT/song.flac/). Stereo is
+    separated channel by channel; outputs keep the input's sample rate and channels. Each input's outputs
+    appear together when it is done (an interrupted run leaves none). A file that fails is reported and the
+    others still run.
     """
     import warnings
 
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP threads: see _idle_cores
     import torch
     from tqdm import tqdm
 
-    from bisep.audio import READABLE_SUFFIXES, save_audio
-    from bisep.files import output_stems, slug
+    from bisep.audio import READABLE_SUFFIXES
+    from bisep.files import mirrored_folders, output_stems
     from bisep.grounding.base import check_prompts
     from bisep.separator.api import Separator
 
-    torch.set_num_threads(jobs)
+    torch.set_num_threads(jobs or _idle_cores())
 
     prompts = check_prompts(list(prompts))
     files = _expand_inputs(inputs, READABLE_SUFFIXES)
     separator = Separator.from_pretrained(model, device=device, grounding=grounding)
+    names = [f"{stem}.{file_format}" for stem in output_stems(prompts).values()]
+    names += [f"residual.{file_format}"] if residual else []
     failed = []
-    for path in tqdm(files, desc="separating", unit="file", disable=not sys.stderr.isatty(), file=sys.stderr):
-        target = Path(out) / slug(path.stem)
-        names = {prompt: target / f"{stem}.{file_format}" for prompt, stem in output_stems(prompts).items()}
-        if residual:
-            names["residual"] = target / f"residual.{file_format}"
-        existing = [str(p) for p in names.values() if p.exists()]
+    progress = tqdm(files, desc="separating", unit="file", disable=not sys.stderr.isatty(), file=sys.stderr)
+    for path, folder in zip(progress, mirrored_folders(files)):
+        target = Path(out) / folder
         try:
-            if existing and not overwrite:
-                raise BisepError(f"{existing[0]} exists (pass --overwrite to replace it)")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                result = separator.separate(path, prompts, residual=residual, segment_seconds=segment,
-                                            overlap=overlap, max_seconds=max_seconds)
+                result = _separate_into(separator, path, prompts, target, names, residual, overwrite,
+                                        segment_seconds=segment, overlap=overlap, max_seconds=max_seconds)
             for warning in caught:
                 warn(f"{path}: {warning.message}")
-            outputs = dict(result.sources)
-            if residual:
-                outputs["residual"] = result.residual
-            for key, waveform in outputs.items():
-                save_audio(names[key], waveform, result.sample_rate)
-        except (BisepError, OSError) as error:
-            message = str(error) if isinstance(error, BisepError) else f"{path}: {error.strerror or error}"
-            print(f"bisep: error: {message}", file=sys.stderr)
+        except BisepError as error:
+            print(f"bisep: error: {error}", file=sys.stderr)
             failed.append(path)
             continue
-        seconds = next(iter(result.sources.values())).shape[-1] / result.sample_rate
-        print(f"{path}: {seconds:.1f} s, {len(prompts)} prompt(s) -> {target}")
+        print(f"{path}: {result.samples / result.sample_rate:.1f} s, {len(prompts)} prompt(s) -> {target}")
     if failed:
         raise BisepError(f"{len(failed)} of {len(files)} inputs failed: {', '.join(map(str, failed))}")
 
 
+def _idle_cores() -> int:
+    """The cores other processes leave idle (usable cores minus the 1-minute load average, rounded), at least 1.
+
+    PyTorch's OpenMP threads meet at a barrier after every parallel operation; when another process holds a
+    core, the thread waiting for it stalls all the others (on a 2-core machine running a training job, 2
+    threads were 7x slower than 1). Threads for idle cores only, and waiting threads that sleep instead of
+    spinning (``OMP_WAIT_POLICY=PASSIVE``), keep a busy machine from making separation slower than 1 thread."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return cores
+    return max(1, min(cores, math.floor(cores - load + 0.5)))
+
+
+def _separate_into(separator, path: Path, prompts: list[str], target: Path, names: list[str], residual: bool,
+                   overwrite: bool, **options):
+    """Separate ``path`` into ``target/<name>`` for ``names`` (one per prompt, then the residual): written in a
+    hidden staging folder beside ``target`` and renamed to it when complete, so ``target`` never holds a partial
+    set, even after Ctrl-C. An output problem is found before separating and blamed on the output."""
+    import shutil
+
+    from bisep.files import replace_folder
+
+    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
+        raise BisepError(f"{target} exists (pass --overwrite to replace it)")
+    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
+    try:
+        staging.mkdir(parents=True)
+    except OSError as error:
+        raise BisepError(f"{target}: cannot write the outputs ({error.strerror or error})") from None
+    try:
+        result = separator.separate_file(path, prompts, [staging / name for name in names], residual=residual,
+                                         **options)
+        replace_folder(staging, target)
+    except OSError as error:
+        raise BisepError(f"{error.filename or target}: cannot write the outputs ({error.strerror or error})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
 def _expand_inputs(inputs, suffixes) -> list[Path]:
-    """Files as given; folders searched recursively for audio files (sorted)."""
+    """Files as given; folders searched recursively for audio files (sorted); each file once."""
     files = []
     for given in inputs:
         path = Path(given)
@@ -499,7 +535,7 @@ def _expand_inputs(inputs, suffixes) -> list[Path]:
             files.extend(found)
         else:
             files.append(path)
-    return files
+    return list({os.path.abspath(path): path for path in files}.values())
 
 
 @app.group("import")
@@ -535,7 +571,9 @@ def warn(message: str) -> None:
 @click.option("--model", default="builtin", show_default=True, help="Shipped model name or model folder.")
 @click.option("--device", help="cpu, cuda, cuda:1 (default: cuda when available).")
 @click.option("--max-upload-mb", type=float, default=50.0, show_default=True, help="Refuse larger uploads.")
-@click.option("--max-seconds", type=float, default=600.0, show_default=True, help="Refuse longer audio.")
+@click.option("--max-seconds", type=float, default=600.0, show_default=True,
+              help="Refuse longer audio; a job decodes at most this long of 48 kHz stereo (fewer seconds with more "
+                   "channels or a higher rate); at most 8 channels; above 48 kHz it is resampled to 48 kHz.")
 @click.option("--queue-size", type=int, default=8, show_default=True,
               help="Separations that may wait; past that the server answers busy.")
 @click.option("--keep-minutes", type=float, default=60.0, show_default=True,
@@ -545,7 +583,7 @@ def serve_command(host, port, model, device, max_upload_mb, max_seconds, queue_s
     from bisep.serve.app import Settings, serve
 
     serve(Settings(model=model, device=device, max_upload_mb=max_upload_mb, max_seconds=max_seconds,
-                   queue_size=queue_size, keep_minutes=keep_minutes), host=host, port=port)
+                   queue_size=queue_size, keep_minutes=keep_minutes, host=host), host=host, port=port)
 
 
 @app.command()

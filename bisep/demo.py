@@ -27,10 +27,11 @@ def separate_example(separator, example: Example, out: Path) -> dict:
     folder = out / example.name
     mixture, rate = load_audio(example.mixture)
     references = np.stack([load_audio(example.references[prompt])[0][0].numpy() for prompt in example.prompts])
-    published = publish_separation(separator, mixture.numpy(), rate, example.prompts, folder,
+    folder.mkdir(parents=True, exist_ok=True)
+    published = publish_separation(separator, example.mixture, example.prompts, folder,
                                    {prompt: (references[slot], rate) for slot, prompt in enumerate(example.prompts)},
                                    audio_format="wav")
-    estimates = np.stack([published["separation"].sources[prompt][0] for prompt in example.prompts])
+    estimates = np.stack([load_audio(folder / track["audio"])[0][0].numpy() for track in published["tracks"]])
     scores = score_composition(references, {"model": estimates}, mixture[0].numpy())
     files = {"mixture": (published["input"]["audio"], published["input"]["spectrogram"])}
     rows = []

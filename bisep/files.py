@@ -87,3 +87,22 @@ def output_stems(prompts: Sequence[str], reserved: Sequence[str] = ("input", "mi
     taken = list(stems.values()) + list(reserved)
     return {prompt: f"{index + 1}-{stem}"[:STEM_CHARACTERS] if taken.count(stem) > 1 else stem
             for index, (prompt, stem) in enumerate(stems.items())}
+
+
+def mirrored_folders(files: Sequence[Path]) -> list[Path]:
+    """The output folder of each input file, relative to the output root: its path below the folder all inputs
+    share, with its stem slugged and its extension dropped (``a/take.wav`` and ``b/take.wav`` give ``a/take``
+    and ``b/take``). Inputs that would still share a folder (``song.wav``, ``song.flac``) keep their extension
+    (``song.wav``, ``song.flac``), so no input's outputs replace another's."""
+    resolved = [Path(os.path.abspath(path)) for path in files]
+    common = Path(os.path.commonpath([path.parent for path in resolved])) if resolved else Path()
+    folders = [path.parent.relative_to(common) / slug(path.stem) for path in resolved]
+    clashing = {folder for folder in folders if folders.count(folder) > 1}
+    named = [folder.parent / f"{folder.name}.{slug(path.suffix)}" if folder in clashing and path.suffix else folder
+             for folder, path in zip(folders, resolved)]
+    seen: dict[Path, int] = {}
+    unique = []
+    for folder in named:  # the same name in other letter cases: number them
+        seen[folder] = seen.get(folder, 0) + 1
+        unique.append(folder if seen[folder] == 1 else folder.parent / f"{folder.name}-{seen[folder]}")
+    return unique

@@ -30,8 +30,29 @@ def log_spectrogram(waveform: np.ndarray, n_fft: int = 512, hop: int = 128) -> n
     floored ``DYNAMIC_RANGE_DB`` below its peak."""
     mono = np.asarray(waveform, np.float64).reshape(-1, np.shape(waveform)[-1]).mean(axis=0)
     padded = np.pad(mono, (n_fft // 2, n_fft // 2))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop] * np.hanning(n_fft)
-    magnitude = np.abs(np.fft.rfft(frames, axis=1)).T
+    return _decibels(np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop])
+
+
+def file_log_spectrogram(path: str | Path) -> tuple[np.ndarray, int, int]:
+    """:func:`log_spectrogram` of an audio file at :func:`stft_size`, reading only the frames it needs (one
+    window per column), so memory does not grow with the file's duration. Returns ``(image, rate, samples)``."""
+    import soundfile
+
+    with soundfile.SoundFile(path) as audio:
+        rate, samples = audio.samplerate, audio.frames
+        n_fft, hop = stft_size(rate, samples)
+        frames = np.zeros(((samples + 2 * (n_fft // 2) - n_fft) // hop + 1, n_fft))
+        for index in range(len(frames)):
+            start = index * hop - n_fft // 2  # the window's first sample in the unpadded file
+            audio.seek(max(0, start))
+            data = audio.read(n_fft - max(0, -start), dtype="float64", always_2d=True).mean(axis=1)
+            frames[index, max(0, -start):max(0, -start) + len(data)] = data
+    return _decibels(frames), rate, samples
+
+
+def _decibels(frames: np.ndarray) -> np.ndarray:
+    """``(frames, n_fft)`` windows -> dB magnitude ``(n_fft // 2 + 1, frames)`` floored below its peak."""
+    magnitude = np.abs(np.fft.rfft(frames * np.hanning(frames.shape[1]), axis=1)).T
     decibels = 20 * np.log10(np.maximum(magnitude, 1e-8))
     return np.maximum(decibels, decibels.max() - DYNAMIC_RANGE_DB)
 
@@ -56,9 +77,14 @@ def draw_spectrogram(axis, waveform: np.ndarray, sample_rate: int, title: str, t
     """The log spectrogram of ``(samples,)`` or ``(channels, samples)`` on ``axis``, seconds by kHz, colours from
     ``top_db - 80`` to ``top_db`` dB (default: the waveform's own peak)."""
     image = log_spectrogram(waveform, *stft_size(sample_rate, np.shape(waveform)[-1]))
+    _draw_image(axis, image, sample_rate, np.shape(waveform)[-1], title, top_db, fontsize)
+
+
+def _draw_image(axis, image: np.ndarray, sample_rate: int, samples: int, title: str, top_db: float | None,
+                fontsize: int = 8) -> None:
     top = image.max() if top_db is None else top_db
     axis.imshow(image, origin="lower", aspect="auto", cmap="magma", vmin=top - DYNAMIC_RANGE_DB, vmax=top,
-                extent=(0, np.shape(waveform)[-1] / sample_rate, 0, sample_rate / 2000), interpolation="nearest")
+                extent=(0, samples / sample_rate, 0, sample_rate / 2000), interpolation="nearest")
     axis.set_title(title, fontsize=fontsize + 1, loc="left")
     axis.set_xlabel("time (s)", fontsize=fontsize)
     axis.set_ylabel("kHz", fontsize=fontsize)
@@ -79,4 +105,13 @@ def write_spectrogram(path: str | Path, waveform: np.ndarray, sample_rate: int, 
     with DRAWING:
         figure, axes = new_figure()
         draw_spectrogram(axes[0, 0], waveform, sample_rate, title[:90], top_db)
+        return save_figure(figure, path)
+
+
+def write_file_spectrogram(path: str | Path, audio_path: str | Path, title: str, top_db: float | None = None) -> Path:
+    """:func:`write_spectrogram` of an audio file, read window by window (:func:`file_log_spectrogram`)."""
+    image, rate, samples = file_log_spectrogram(audio_path)
+    with DRAWING:
+        figure, axes = new_figure()
+        _draw_image(axes[0, 0], image, rate, samples, title[:90], top_db)
         return save_figure(figure, path)

@@ -41,6 +41,17 @@ class SeparatorConfig:
     attend_padding: bool = False
     decoder_film: bool = False
 
+    def __post_init__(self) -> None:
+        """Refuse sizes no model has (a config asking for 100 000 base channels would allocate terabytes)."""
+        bounds = {"sample_rate": (1000, 192_000), "n_fft": (16, 16384), "hop_length": (1, self.n_fft),
+                  "num_downs": (2, 10), "base_channels": (1, 256), "out_channels": (1, 256),
+                  "condition_blocks": (1, 16), "res_layers": (0, 16), "heads": (1, 64), "token_dim": (1, 8192),
+                  "embedding_dim": (1, 8192)}
+        for name, (low, high) in bounds.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+
 
 class MaskSynthesizer(nn.Module):
     """Per-bin mask logit: ``sum_c text[c] * scale[c] * sound[c, f, t] + bias`` (as in Sound of Pixels)."""

@@ -7,6 +7,10 @@ page that loads assets and reports analytics over the network unless told not to
 static files that work offline. FastAPI's interactive docs are switched off because they load their scripts
 from a CDN.
 
+Requests must name this server in ``Host`` (one of the names it is bound to) and, when a browser sends an
+``Origin``, come from this server's own pages, as Jupyter does: another web site cannot post jobs through a
+visitor's browser, nor reach the server by rebinding its own name to 127.0.0.1.
+
 Routes: ``GET /`` the page; ``GET /api/info`` model and limits; ``GET /api/examples`` the shipped examples and
 their files; ``POST /api/separate`` queue a separation (202, or 413/422 for bad input, 503 when busy);
 ``GET /api/jobs/{id}`` its state and results; ``GET /api/jobs/{id}/files/{name}`` one result file.
@@ -18,6 +22,7 @@ import ipaddress
 import re
 import secrets
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -44,7 +49,9 @@ from bisep.serve.pipeline import run_separation
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_PROMPT_CHARACTERS = 200
 MAX_CHANNELS = 8
-MAX_SAMPLE_RATE = 192_000
+MAX_SAMPLE_RATE = 192_000  # accepted; anything above SEPARATION_RATE is resampled to it first
+SEPARATION_RATE = 48_000
+BUDGET_CHANNELS = 2  # a job may decode max_seconds of SEPARATION_RATE stereo: fewer seconds at more channels
 FORM_OVERHEAD_BYTES = 1 << 20  # multipart boundaries and the prompt fields around the file
 COPY_BLOCK = 1 << 20
 
@@ -62,6 +69,7 @@ class Settings:
     keep_minutes: float = 60.0
     device: str | None = None
     work_dir: Path | None = None
+    host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         for name in ("max_upload_mb", "max_seconds", "keep_minutes"):
@@ -74,6 +82,16 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1_000_000)
+
+    @property
+    def max_samples(self) -> int:
+        """Decoded samples (frames x channels, at the file's own rate) one job may read."""
+        return int(self.max_seconds * SEPARATION_RATE * BUDGET_CHANNELS)
+
+    @property
+    def limits(self) -> dict:
+        """What :meth:`~bisep.separator.api.Separator.separate_file` enforces while decoding."""
+        return {"max_rate": SEPARATION_RATE, "max_seconds": self.max_seconds, "max_samples": self.max_samples}
 
 
 class Track(BaseModel):
@@ -131,10 +149,16 @@ class ExampleInfo(BaseModel):
 
 
 class ServerInfo(BaseModel):
+    """The limits: ``max_samples`` decoded samples (frames x channels) per job, at most ``max_channels``
+    channels; input above ``separation_rate`` Hz is separated (and returned) at that rate."""
+
     version: str
     model: str
     max_upload_mb: float
     max_seconds: float
+    max_samples: int
+    max_channels: int
+    separation_rate: int
     max_prompts: int
     queue_size: int
     waiting: int
@@ -144,27 +168,85 @@ class ErrorMessage(BaseModel):
     detail: str
 
 
-ERRORS = {status: {"model": ErrorMessage} for status in (404, 411, 413, 422, 503)}
+ERRORS = {status: {"model": ErrorMessage} for status in (400, 403, 404, 411, 413, 422, 503)}
 
 
 class UploadLimit:
     """ASGI middleware: refuses an upload whose Content-Length is over the limit before reading its body (413),
-    and one without a Content-Length (411), so an oversize request never reaches the disk."""
+    one without a Content-Length (411) and one that also declares a chunked Transfer-Encoding (400: which of
+    the two frames the body is ambiguous); then counts the body bytes actually received and stops reading
+    past the declared length or the limit (413), so no request writes more than the limit to disk."""
 
     def __init__(self, app, limit_bytes: int, paths: tuple[str, ...] = ("/api/separate",)):
         self.app, self.limit_bytes, self.paths = app, limit_bytes, paths
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths:
+        if not (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths):
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is None or not (length.isascii() and length.isdigit()):
+            return await JSONResponse({"detail": "uploads need a Content-Length header"}, 411)(scope, receive, send)
+        if b"transfer-encoding" in headers:
+            return await JSONResponse({"detail": "uploads must not carry both Content-Length and "
+                                                 "Transfer-Encoding"}, 400)(scope, receive, send)
+        allowed = min(int(length), self.limit_bytes + FORM_OVERHEAD_BYTES)
+        if int(length) > allowed:
+            return await JSONResponse({"detail": _too_large(int(length), self.limit_bytes)}, 413)(
+                scope, receive, send)
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > allowed:
+                    raise HTTPException(413, _too_large(received, self.limit_bytes) if received > self.limit_bytes
+                                        else f"the body is longer than its Content-Length of {allowed} bytes")
+            return message
+
+        await self.app(scope, counted_receive, send)
+
+
+class LocalOrigin:
+    """ASGI middleware: answers 403 to a request whose ``Host`` is not a name of this server, or whose
+    ``Origin`` (sent by browsers with cross-site posts) is not this server. ``hosts``: the accepted host names,
+    or None to accept any (a server bound to every address cannot know its names)."""
+
+    def __init__(self, app, hosts: frozenset[str] | None):
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and self.hosts is not None:
             headers = dict(scope["headers"])
-            length = headers.get(b"content-length")
-            if length is None or not length.isdigit():
-                return await JSONResponse({"detail": "uploads need a Content-Length header"}, 411)(
-                    scope, receive, send)
-            if int(length) > self.limit_bytes + FORM_OVERHEAD_BYTES:
-                return await JSONResponse({"detail": _too_large(int(length), self.limit_bytes)}, 413)(
+            host = headers.get(b"host", b"").decode("latin-1")
+            if _host_name(host) not in self.hosts:
+                return await JSONResponse({"detail": f"unknown Host {host!r}: this server answers to "
+                                                     f"{', '.join(sorted(self.hosts))}"}, 403)(scope, receive, send)
+            origin = headers.get(b"origin", b"").decode("latin-1")
+            if origin and scope["method"] not in ("GET", "HEAD") and origin.partition("://")[2] != host:
+                return await JSONResponse({"detail": f"cross-origin request from {origin!r} refused"}, 403)(
                     scope, receive, send)
         await self.app(scope, receive, send)
+
+
+def allowed_hosts(host: str) -> frozenset[str] | None:
+    """The host names a server bound to ``host`` answers to: the address itself, and the loopback names when
+    it is a loopback address; None (any) for the wildcard addresses."""
+    if host in ("0.0.0.0", "::", ""):
+        return None
+    names = {host.lower().strip("[]")}
+    if _is_loopback(host):
+        names |= {"localhost", "127.0.0.1", "::1"}
+    return frozenset(names)
+
+
+def _host_name(host: str) -> str:
+    """``example.com:8080`` -> ``example.com``; ``[::1]:7860`` -> ``::1``."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0].lower()
+    return host.rpartition(":")[0].lower() if host.count(":") == 1 else host.lower()
 
 
 def create_app(settings: Settings, separator: Separator | None = None) -> FastAPI:
@@ -174,7 +256,8 @@ def create_app(settings: Settings, separator: Separator | None = None) -> FastAP
     work_dir = Path(tempfile.mkdtemp(prefix="bisep-serve-")) if own_work_dir else Path(settings.work_dir)
     (work_dir / "jobs").mkdir(parents=True, exist_ok=True)
     examples = {example.name: example for example in list_examples()}
-    queue = JobQueue(lambda job: run_separation(job, separator, settings.max_seconds), settings.queue_size)
+    queue = JobQueue(lambda job: run_separation(job, separator, settings.limits, queue.stopping),
+                     settings.queue_size)
     janitor = Janitor(queue, settings.keep_minutes * 60)
 
     @asynccontextmanager
@@ -196,6 +279,7 @@ def create_app(settings: Settings, separator: Separator | None = None) -> FastAP
                               "GET /api/jobs/{id} until its state is done or failed.")
     app.state.settings, app.state.queue, app.state.janitor, app.state.work_dir = settings, queue, janitor, work_dir
     app.add_middleware(UploadLimit, limit_bytes=settings.max_upload_bytes)
+    app.add_middleware(LocalOrigin, hosts=allowed_hosts(settings.host))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(RequestValidationError)
@@ -212,7 +296,8 @@ def create_app(settings: Settings, separator: Separator | None = None) -> FastAP
     def server_info() -> ServerInfo:
         """The model in use and the limits uploads must respect."""
         return ServerInfo(version=__version__, model=separator.name, max_upload_mb=settings.max_upload_mb,
-                          max_seconds=settings.max_seconds, max_prompts=settings.max_prompts,
+                          max_seconds=settings.max_seconds, max_samples=settings.max_samples,
+                          max_channels=MAX_CHANNELS, separation_rate=SEPARATION_RATE, max_prompts=settings.max_prompts,
                           queue_size=settings.queue_size, waiting=queue.waiting())
 
     @app.get("/api/examples", response_model=list[ExampleInfo])
@@ -232,7 +317,7 @@ def create_app(settings: Settings, separator: Separator | None = None) -> FastAP
             raise HTTPException(404, f"no example named {name!r}")
         if part == "mixture":
             path = example.mixture
-        elif part.isdigit() and int(part) < len(example.prompts):
+        elif re.fullmatch("[0-9]{1,4}", part) and int(part) < len(example.prompts):
             path = example.references[example.prompts[int(part)]]
         else:
             raise HTTPException(404, f"example {name} has no part {part!r}")
@@ -323,6 +408,10 @@ def _receive_upload(file: UploadFile, folder: Path, settings: Settings) -> dict:
         raise BisepError(f"{display_name}: {info.channels} channels; at most {MAX_CHANNELS} are separated")
     if info.samplerate > MAX_SAMPLE_RATE:
         raise BisepError(f"{display_name}: {info.samplerate} Hz is above {MAX_SAMPLE_RATE} Hz")
+    if info.frames * info.channels > settings.max_samples:
+        raise AudioTooLong(f"{display_name}: {info.channels} channels x {info.frames / info.samplerate:.1f} s is "
+                           f"more than the limit of {settings.max_samples / 1e6:.1f} million samples per job "
+                           f"({settings.max_seconds:g} s of {SEPARATION_RATE // 1000} kHz stereo)")
     return {"audio": path, "display_name": display_name}
 
 
@@ -394,11 +483,24 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> None
     app = create_app(settings)
     shown = f"[{host}]" if ":" in host else host
     print(f"bisep serve: model {settings.model}; open http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
+    # uvicorn shuts down cleanly on SIGINT and SIGTERM, then raises the signal again; without a handler of our
+    # own, SIGTERM would end the process right there, before the "stopped" line
+    previous = signal.signal(signal.SIGTERM, _stop_on_signal)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
-    except KeyboardInterrupt:  # uvicorn has already shut down cleanly and re-raises the signal
+    except (KeyboardInterrupt, _Stopped):
         pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print("bisep serve: stopped", flush=True)
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived (after uvicorn's own shutdown)."""
+
+
+def _stop_on_signal(number, frame) -> None:
+    raise _Stopped
 
 
 def _is_loopback(host: str) -> bool:

@@ -61,11 +61,15 @@ class JobQueue:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking jobs; a running one ends at its next segment (``work`` checks :meth:`stopping`)."""
         with self._condition:
             self._stopping = True
             self._condition.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+    def stopping(self) -> bool:
+        return self._stopping
 
     def submit(self, job: Job) -> int:
         """Queue ``job``; returns how many jobs are ahead of it, or raises :class:`Busy`."""
@@ -93,12 +97,16 @@ class JobQueue:
         with self._condition:
             return len(self._waiting)
 
-    def forget_finished(self, older_than: float) -> list[Job]:
-        """Drop finished jobs that ended more than ``older_than`` seconds ago; returns them."""
+    def forget_finished(self, older_than: float, remove: Callable[[Job], None]) -> list[Job]:
+        """Drop finished jobs that ended more than ``older_than`` seconds ago, calling ``remove(job)`` first (so
+        a job is never gone from the API while its files are still there); returns them."""
         now = time.monotonic()
         with self._condition:
             old = [job for job in self.jobs.values()
                    if job.finished is not None and now - job.finished > older_than]
+        for job in old:
+            remove(job)
+        with self._condition:
             for job in old:
                 del self.jobs[job.id]
         return old
@@ -142,10 +150,8 @@ class Janitor:
             self._thread.join(5.0)
 
     def sweep(self) -> int:
-        removed = self.queue.forget_finished(self.keep_seconds)
-        for job in removed:
-            shutil.rmtree(job.folder, ignore_errors=True)
-        return len(removed)
+        return len(self.queue.forget_finished(self.keep_seconds,
+                                              lambda job: shutil.rmtree(job.folder, ignore_errors=True)))
 
     def _run(self) -> None:
         while not self._stop.wait(self.period):

@@ -78,3 +78,90 @@ def test_progress_counts_every_segment_with_all_channels_at_once(separator):
     segments = len(separator.segmentation(1.0, 0.25).starts(48000))
     assert segments > 1
     assert calls == [(done, segments) for done in range(1, segments + 1)]
+
+
+def one_shot(separator, array, rate, prompts, segment_seconds, overlap=0.25):
+    """The computation on the whole waveform at once: resample, cross-faded segments, resample back."""
+    import torch
+
+    from bisep.audio import resample_numpy
+    from bisep.separator.apply import apply_segmented
+
+    text = separator.grounding.encode_text(prompts)
+    with torch.inference_mode():
+        model_input = torch.from_numpy(resample_numpy(array, rate, separator.sample_rate))
+        outputs = apply_segmented(lambda pieces: separator._run(pieces, text), model_input,
+                                  separator.segmentation(segment_seconds, overlap))
+    estimates = np.stack([resample_numpy(e, separator.sample_rate, rate) for e in outputs.transpose(0, 1).numpy()])
+    estimates = estimates[..., :array.shape[-1]]
+    return np.pad(estimates, [(0, 0), (0, 0), (0, array.shape[-1] - estimates.shape[-1])])
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 48000])
+@pytest.mark.parametrize("block", [97, 4000, 100_000])
+def test_streamed_outputs_equal_the_one_shot_outputs(separator, rate, block):
+    stereo = np.stack([tone(300, 3.3, rate) + tone(1200, 3.3, rate) * 0.3, tone(700, 3.3, rate)])
+    prompts = ["a flute", "rain"]
+    expected = one_shot(separator, stereo, rate, prompts, segment_seconds=0.7)
+    stream = separator.stream(rate, 2, prompts, residual=True, segment_seconds=0.7)
+    pieces = [stream.push(stereo[:, start:start + block]) for start in range(0, stereo.shape[-1], block)]
+    streamed = np.concatenate(pieces + [stream.finish()], axis=-1)
+    assert streamed.shape == (3, 2, stereo.shape[-1])
+    np.testing.assert_allclose(streamed[:2], expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(streamed[2], stereo - expected.sum(0), atol=1e-5, rtol=0)
+
+
+def test_separate_file_streams_into_its_targets(separator, tmp_path, monkeypatch):
+    import bisep.audio
+
+    monkeypatch.setattr(bisep.audio, "BLOCK_FRAMES", 1000)  # many blocks per segment
+    stereo = np.stack([tone(300, 2.5, 44100), tone(900, 2.5, 44100)])
+    soundfile.write(tmp_path / "in.wav", stereo.T, 44100, subtype="FLOAT")
+    targets = [tmp_path / "a.wav", tmp_path / "residual.wav"]
+    summary = separator.separate_file(tmp_path / "in.wav", ["a flute"], targets, residual=True, subtype="FLOAT",
+                                      segment_seconds=0.8, copy_input=tmp_path / "copy.wav", max_rate=22050)
+    assert (summary.sample_rate, summary.channels) == (22050, 2)
+    from bisep.audio import resample_numpy
+
+    resampled = resample_numpy(stereo, 44100, 22050)
+    expected = one_shot(separator, resampled, 22050, ["a flute"], segment_seconds=0.8)[0]
+    written = soundfile.read(tmp_path / "a.wav", dtype="float32")[0].T
+    assert written.shape == resampled.shape == (2, summary.samples)
+    np.testing.assert_allclose(written, expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(soundfile.read(tmp_path / "copy.wav", dtype="float32")[0].T, resampled, atol=1e-6)
+    residual = soundfile.read(tmp_path / "residual.wav", dtype="float32")[0].T
+    np.testing.assert_allclose(residual + written, resampled, atol=1e-5)
+
+
+def test_a_failed_file_leaves_no_target(separator, tmp_path):
+    soundfile.write(tmp_path / "nan.wav", np.array([0.1, np.nan] * 8000, np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(BisepError, match="NaN"):
+        separator.separate_file(tmp_path / "nan.wav", ["x"], [tmp_path / "x.wav"])
+    assert list(tmp_path.iterdir()) == [tmp_path / "nan.wav"]
+
+
+def test_decoded_samples_count_against_the_budget(separator, tmp_path):
+    soundfile.write(tmp_path / "in.wav", np.zeros((16000, 4), np.float32), 16000)
+    with pytest.raises(BisepError, match="limit of 0.1 million"):
+        separator.separate_file(tmp_path / "in.wav", ["x"], [tmp_path / "x.wav"], max_samples=60_000)
+
+
+def test_many_channels_and_prompts_run_in_bounded_batches_with_the_same_outputs(separator, monkeypatch):
+    import bisep.separator.api as api
+
+    calls = []
+    original = Separator._run_batch
+
+    def counted(self, pieces, text):
+        calls.append(pieces.shape[0] * text.embedding.shape[0])
+        return original(self, pieces, text)
+
+    audio = np.stack([tone(200 + 100 * channel, 1.0) for channel in range(5)])
+    prompts = ["a", "b", "c"]
+    whole = separator.separate(audio, prompts, sample_rate=16000, segment_seconds=2.0)
+    monkeypatch.setattr(api, "MAX_BATCH", 2)
+    monkeypatch.setattr(Separator, "_run_batch", counted)
+    batched = separator.separate(audio, prompts, sample_rate=16000, segment_seconds=2.0)
+    assert max(calls) <= 2 and len(calls) == 5 * 2  # each channel alone, the prompts as 2 + 1
+    for prompt in prompts:
+        np.testing.assert_allclose(batched.sources[prompt], whole.sources[prompt], atol=1e-5, rtol=0)

@@ -15,6 +15,7 @@ from bisep.separator.api import Separator
 from bisep.serve.app import Settings, _check_port, create_app
 from conftest import tone
 
+LOCAL = "http://127.0.0.1:7860"  # the Host header a browser on this machine sends
 LIMITS = dict(model="unittest", max_upload_mb=0.5, max_seconds=5.0, queue_size=3, max_prompts=4)
 
 
@@ -25,7 +26,7 @@ def separator():
 
 @pytest.fixture
 def client(separator):
-    with TestClient(create_app(Settings(**LIMITS), separator)) as test_client:
+    with TestClient(create_app(Settings(**LIMITS), separator), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -159,15 +160,15 @@ def test_only_published_files_are_served(client):
 
 def test_twenty_concurrent_requests_are_all_answered_and_none_is_lost(separator, monkeypatch):
     gate = threading.Event()
-    original = separator.separate
+    original = separator.separate_file
 
     def held(*args, **kwargs):
         gate.wait(30)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(separator, "separate", held)
+    monkeypatch.setattr(separator, "separate_file", held)
     content = wav_bytes(0.5)
-    with TestClient(create_app(Settings(**LIMITS), separator)) as client:
+    with TestClient(create_app(Settings(**LIMITS), separator), base_url=LOCAL) as client:
         with ThreadPoolExecutor(20) as pool:
             answers = list(pool.map(lambda _: submit(client, content), range(20)))
         codes = [answer.status_code for answer in answers]
@@ -184,7 +185,7 @@ def test_twenty_concurrent_requests_are_all_answered_and_none_is_lost(separator,
 
 
 def test_a_crashing_job_fails_alone_and_the_worker_goes_on(separator, monkeypatch, client):
-    original = separator.separate
+    original = separator.separate_file
     calls = []
 
     def crash_once(*args, **kwargs):
@@ -193,7 +194,7 @@ def test_a_crashing_job_fails_alone_and_the_worker_goes_on(separator, monkeypatc
             raise RuntimeError("boom")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(separator, "separate", crash_once)
+    monkeypatch.setattr(separator, "separate_file", crash_once)
     failed = wait_for(client, submit(client, wav_bytes()).json()["id"])
     assert failed["state"] == "failed" and failed["error"] == "internal error: RuntimeError: boom"
     assert wait_for(client, submit(client, wav_bytes()).json()["id"])["state"] == "done"
@@ -202,7 +203,7 @@ def test_a_crashing_job_fails_alone_and_the_worker_goes_on(separator, monkeypatc
 def test_finished_jobs_are_removed_after_the_keep_time_and_the_work_folder_at_shutdown(separator):
     app = create_app(Settings(**{**LIMITS, "keep_minutes": 0.005}), separator)  # 0.3 s
     work_dir = app.state.work_dir
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         job_id = submit(client, wav_bytes()).json()["id"]
         assert wait_for(client, job_id)["state"] == "done"
         deadline = time.monotonic() + 10
@@ -223,3 +224,117 @@ def test_settings_and_port_are_checked():
         taken.listen()
         with pytest.raises(BisepError, match="pass another --port"):
             _check_port("127.0.0.1", taken.getsockname()[1])
+
+
+def test_a_chunked_body_with_a_content_length_is_refused_unread(client):
+    """Issue #23: Content-Length 100 and Transfer-Encoding chunked once wrote the whole body to disk."""
+    sent = []
+
+    def body():
+        for _ in range(50):
+            sent.append(1)
+            yield b"\0" * 100_000
+
+    answer = client.post("/api/separate", content=body(), headers={
+        "Content-Type": "multipart/form-data; boundary=x", "Content-Length": "100", "Transfer-Encoding": "chunked"})
+    assert answer.status_code == 400 and "both Content-Length and Transfer-Encoding" in answer.json()["detail"]
+
+
+def call_middleware(middleware_app, headers, chunks):
+    """Run an ASGI app on one POST whose body arrives in ``chunks``; returns (status, chunks read)."""
+    import asyncio
+
+    reads, sent = [], []
+    messages = [{"type": "http.request", "body": chunk, "more_body": True} for chunk in chunks]
+    messages[-1]["more_body"] = False
+
+    async def receive():
+        reads.append(1)
+        return messages[len(reads) - 1]
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/separate", "headers": headers, "query_string": b"",
+             "root_path": "", "scheme": "http", "server": ("127.0.0.1", 7860), "http_version": "1.1"}
+    asyncio.run(middleware_app(scope, receive, send))
+    return sent[0]["status"], len(reads)
+
+
+def test_the_bytes_received_count_and_reading_stops_past_the_limit():
+    from fastapi import FastAPI, Request
+
+    from bisep.serve.app import UploadLimit
+
+    inner = FastAPI()
+
+    @inner.post("/api/separate")
+    async def read_all(request: Request):
+        return {"bytes": len(await request.body())}
+
+    middleware = UploadLimit(inner, limit_bytes=1000)
+    chunks = [b"\0" * 100_000] * 1000  # 100 MB behind a Content-Length of 100
+    status, reads = call_middleware(middleware, [(b"content-length", b"100")], chunks)
+    assert status == 413 and reads == 1  # stopped at the first block past the declared length
+    allowance = str(1000 + (1 << 20)).encode()  # the limit plus the form's overhead: not refused up front
+    status, reads = call_middleware(middleware, [(b"content-length", allowance)], [b"\0" * 600_000] * 2000)
+    assert status == 413 and reads == 2
+    status, _ = call_middleware(middleware, [(b"content-length", b"500")], [b"\0" * 250] * 2)
+    assert status == 200
+
+
+@pytest.mark.parametrize("headers", [{"Host": "evil.example"}, {"Host": "evil.example:7860"},
+                                     {"Origin": "http://evil.example"}, {"Origin": "http://localhost:9999"}])
+def test_foreign_hosts_and_cross_origin_posts_are_refused(client, headers):
+    answer = client.post("/api/separate", files={"file": ("a.wav", wav_bytes(), "audio/wav")},
+                         data={"prompts": ["dog"]}, headers=headers)
+    assert answer.status_code == 403, answer.text
+    if "Host" in headers:
+        assert client.get("/api/info", headers=headers).status_code == 403
+
+
+def test_this_servers_own_names_and_origin_are_accepted(client):
+    for host in ("127.0.0.1:7860", "localhost:7860", "[::1]:7860"):
+        assert client.get("/api/info", headers={"Host": host}).status_code == 200
+    same = client.post("/api/separate", files={"file": ("a.wav", wav_bytes(), "audio/wav")},
+                       data={"prompts": ["dog"]}, headers={"Origin": LOCAL})
+    assert same.status_code == 202
+
+
+def test_a_wildcard_bind_accepts_any_host():
+    from bisep.serve.app import allowed_hosts
+
+    assert allowed_hosts("0.0.0.0") is None
+    assert allowed_hosts("192.168.1.5") == {"192.168.1.5"}
+
+
+def test_a_non_ascii_digit_is_no_example_part(client):
+    name = list_examples()[0].name
+    for part in ("\u00b2", "\u0661", "99999999999999999999"):
+        assert client.get(f"/api/examples/{name}/{part}").status_code == 404, part
+
+
+def test_channels_rate_and_decoded_samples_are_capped(client, tmp_path):
+    eight = submit(client, wav_bytes(0.2, 8000, channels=9), name="nine.wav")
+    assert eight.status_code == 422 and "at most 8" in eight.json()["detail"]
+    # 5 s x 48 kHz x 2 channels = 480 000 samples: 8 channels at 16 kHz may have 3.75 s, not 4
+    silence = io.BytesIO()  # a few kB of FLAC that decode to 512 000 samples
+    soundfile.write(silence, np.zeros((64000, 8), np.float32), 16000, format="FLAC")
+    many = submit(client, silence.getvalue(), name="many.flac")
+    assert many.status_code == 413 and "million samples per job" in many.json()["detail"]
+    high = submit(client, wav_bytes(0.5, 96000), name="high.wav")
+    status = wait_for(client, high.json()["id"])
+    assert status["state"] == "done" and status["result"]["input"]["sample_rate"] == 48000
+    audio = client.get(status["result"]["tracks"][0]["audio_url"]).content
+    assert soundfile.info(io.BytesIO(audio)).samplerate == 48000
+
+
+def test_a_file_longer_than_its_header_says_is_stopped_while_decoding(separator, tmp_path):
+    from bisep.serve.app import Settings
+
+    settings = Settings(**{**LIMITS, "max_seconds": 1.0})
+    soundfile.write(tmp_path / "long.wav", np.zeros((48000 * 3, 2), np.float32), 48000)
+    with pytest.raises(BisepError, match="million samples"):
+        separator.separate_file(tmp_path / "long.wav", ["x"], [tmp_path / "x.flac"], **{
+            **settings.limits, "max_seconds": None})
+    assert not (tmp_path / "x.flac").exists()
