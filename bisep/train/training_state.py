@@ -13,14 +13,22 @@ import torch
 from bisep.errors import BisepError
 
 
+TRAINING_STATE_KEYS = ("optimizer", "scheduler", "scaler", "epoch", "step_in_epoch", "global_step", "best_sdr",
+                       "rng")
+
+
 def read_training_state(folder: str | Path) -> dict:
     path = Path(folder) / "state.pt"
     if not path.is_file():
         raise BisepError(f"{folder}: no training state to resume from (state.pt missing)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise BisepError(f"{path}: unreadable training state ({type(error).__name__})") from None
+    missing = [key for key in TRAINING_STATE_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise BisepError(f"{path}: not a bisep training state (missing {', '.join(missing)})")
+    return state
 
 
 def rng_states() -> dict:
