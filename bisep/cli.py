@@ -507,6 +507,7 @@ def _separate_into(separator, path: Path, prompts: list[str], target: Path, name
 
     if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
         raise BisepError(f"{target} exists (pass --overwrite to replace it)")
+    _remove_stale_staging(target)
     staging = target.parent / f".{target.name}.partial-{os.getpid()}"
     try:
         staging.mkdir(parents=True)
@@ -521,6 +522,24 @@ def _separate_into(separator, path: Path, prompts: list[str], target: Path, name
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return result
+
+
+def _remove_stale_staging(target: Path) -> None:
+    """Delete staging folders of ``target`` left by runs that were killed (their process no longer exists)."""
+    import shutil
+
+    if not target.parent.is_dir():
+        return
+    for staging in target.parent.glob(f".{target.name}.partial-*"):
+        pid = staging.name.rsplit("-", 1)[-1]
+        if not pid.isascii() or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(staging, ignore_errors=True)
+        except (PermissionError, OverflowError):
+            continue
 
 
 def _expand_inputs(inputs, suffixes) -> list[Path]:

@@ -257,3 +257,19 @@ def test_the_default_threads_are_the_idle_cores(inputs, tmp_path, monkeypatch, l
     assert run(["separate", str(inputs / "song.wav"), "-q", "x", "-o", str(tmp_path / "p"), "--model", "unittest",
                 "--jobs", "3"]) == 0
     assert chosen == [threads, 3]
+
+
+def test_staging_left_by_a_killed_run_is_removed_and_a_live_one_kept(inputs, tmp_path):
+    import subprocess
+
+    out = tmp_path / "out"
+    finished = subprocess.Popen(["true"])
+    finished.wait()  # a process id that no longer exists
+    stale = out / f".song.partial-{finished.pid}"
+    live = out / ".song.partial-1"  # pid 1 is alive (and not ours)
+    for folder in (stale, live):
+        folder.mkdir(parents=True)
+        (folder / "a.wav").write_bytes(b"half")
+    assert run(["separate", str(inputs / "song.wav"), "-q", "a", "-o", str(out), "--model", "unittest"]) == 0
+    assert not stale.exists() and live.exists()
+    assert (out / "song" / "a.wav").is_file()
