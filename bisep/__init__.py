@@ -6,7 +6,7 @@
 The public names are imported on first use, so ``import bisep`` (and ``bisep --help``) stays quick.
 """
 
-__version__ = "0.1.0"
+from bisep.version import __version__
 __all__ = ["Separation", "Separator", "load_grounding", "__version__"]
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 import click
 
-from bisep import __version__
+from bisep.version import __version__
 from bisep.errors import BisepError
 
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from bisep import __version__
+from bisep.version import __version__
 from bisep.errors import BisepError
 from bisep.files import replace_folder, write_json_atomic
 

@@ -10,6 +10,7 @@ through the same code as a shipped model while tests drive the whole CLI in seco
 from __future__ import annotations
 
 import atexit
+import importlib
 import json
 import shutil
 import tempfile
@@ -68,27 +69,9 @@ def register_asset(kind: str, name: str, source: Path) -> Path:
     return folder
 
 
-def _write_unittest_separator(folder: Path) -> Path:
-    """A tiny separator with seeded random weights and a tiny random grounding model in its ``grounding``
-    sub-folder; the global torch RNG is left as it was."""
-    import torch
-
-    from bisep.grounding.builtin import BuiltinGrounding, BuiltinGroundingConfig
-    from bisep.model_folder import write_model_folder
-    from bisep.separator.model import SeparatorConfig, TextQueriedSeparator
-
-    generator_state = torch.get_rng_state()
-    torch.manual_seed(0)
-    grounding = BuiltinGrounding(BuiltinGroundingConfig(embedding_dim=16, channels=[4, 4, 4, 4]))
-    config = SeparatorConfig(n_fft=254, hop_length=64, num_downs=4, base_channels=4, out_channels=4, heads=1,
-                             token_dim=grounding.token_dim, embedding_dim=16)
-    model = TextQueriedSeparator(config)
-    torch.set_rng_state(generator_state)
-    return write_model_folder(folder, model, config, {"grounding_folder": "grounding"},
-                              extra=lambda staging: grounding.save(staging / "grounding"))
-
-
-BUILT_ON_FIRST_USE: dict[str, Callable[[Path], Path]] = {"separator/unittest": _write_unittest_separator}
+# name -> "module:function" writing the model into a folder, imported on first use: the registry (imported by
+# the grounding and separator packages) imports neither of them
+BUILT_ON_FIRST_USE: dict[str, str] = {"separator/unittest": "bisep.separator.unittest_model:write_unittest_separator"}
 _built: dict[str, Path] = {}
 
 
@@ -97,5 +80,7 @@ def _built_folder(key: str) -> Path:
     if key not in _built:
         root = Path(tempfile.mkdtemp(prefix="bisep-models-"))
         atexit.register(shutil.rmtree, root, True)
-        _built[key] = BUILT_ON_FIRST_USE[key](root / key.replace("/", "-"))
+        module, function = BUILT_ON_FIRST_USE[key].split(":")
+        builder: Callable[[Path], Path] = getattr(importlib.import_module(module), function)
+        _built[key] = builder(root / key.replace("/", "-"))
     return _built[key]

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bisep import __version__
+from bisep.version import __version__
 from bisep.audio import save_audio
 from bisep.data.acoustics import (apply_mixture_acoustics, apply_source_acoustics, plan_mixture_acoustics,
                                   plan_source_acoustics)

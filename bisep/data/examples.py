@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from bisep import __version__
+from bisep.version import __version__
 from bisep.data.corpus import CorpusOptions, Planner, available_classes, mix_clip
 from bisep.data.sources import RenderResources
 from bisep.errors import BisepError, SourceUnavailable

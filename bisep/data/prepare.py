@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
-from bisep import __version__
+from bisep.version import __version__
 from bisep.audio import (READABLE_SUFFIXES, CorruptAudio, EmptyAudio, load_audio, peak_db, prepare_waveform,
                          save_audio)
 from bisep.data.format import ANNOTATIONS_FORMAT, write_dataset

@@ -38,7 +38,7 @@ import numpy as np
 import soundfile
 import soxr
 
-from bisep import __version__
+from bisep.version import __version__
 from bisep.audio import save_audio
 from bisep.data.format import ANNOTATIONS_FORMAT, write_dataset
 from bisep.data.gus_patch import play_note, read_patch

@@ -37,7 +37,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from bisep import __version__
+from bisep.version import __version__
 from bisep.audio import AudioError, AudioTooLong, probe_audio
 from bisep.errors import BisepError
 from bisep.examples import Example, list_examples
