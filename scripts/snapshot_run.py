@@ -57,10 +57,10 @@ def restore(snapshot_folder: Path, run: Path) -> None:
 def commit(out: Path) -> None:
     relative = out.resolve().relative_to(REPOSITORY)
     subprocess.run(["git", "add", "--all", "--", str(relative)], cwd=REPOSITORY, check=True)
+    config = out / "latest" / "config.json"
     step = ""
-    history = out / "history.jsonl"
-    if history.is_file() and history.read_text().strip():
-        step = f" at step {json.loads(history.read_text().strip().splitlines()[-1]).get('step')}"
+    if config.is_file():  # the resumable state's step (history.jsonl runs ahead of it)
+        step = f" at step {json.loads(config.read_text()).get('provenance', {}).get('global_step')}"
     subprocess.run(["git", "commit", "--quiet", "-m", f"snapshot of the {out.name} training run{step}", "--",
                     str(relative)], cwd=REPOSITORY, check=False)
 
