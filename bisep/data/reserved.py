@@ -9,11 +9,9 @@ dpkg does not know the file (a copy, another distribution), by the folder and fi
 from __future__ import annotations
 
 import fnmatch
-import functools
-import shutil
-import subprocess
 from pathlib import Path
 
+from bisep.data.debian import package_owner
 from bisep.errors import BisepError
 
 RESERVED_PACKAGES = ("asterisk-core-sounds-en*", "sonic-pi-samples", "sound-theme-freedesktop",
@@ -30,7 +28,7 @@ class ReservedSource(BisepError):
 def reserved_package(path: str | Path) -> str | None:
     """The reserved package (or path pattern) ``path`` belongs to, or None."""
     resolved = Path(path).expanduser().resolve()
-    owner = _dpkg_owner(str(resolved))
+    owner = package_owner(str(resolved))
     if owner and any(fnmatch.fnmatch(owner, pattern) for pattern in RESERVED_PACKAGES):
         return owner
     lowered = str(resolved).lower()
@@ -47,16 +45,3 @@ def refuse_reserved(path: str | Path) -> Path:
         raise ReservedSource(f"{path}: belongs to {owner}, which is reserved for independent evaluation and is "
                              "never used for training, validation or choices")
     return Path(path)
-
-
-@functools.lru_cache(maxsize=4096)
-def _dpkg_owner(path: str) -> str | None:
-    if shutil.which("dpkg-query") is None:
-        return None
-    try:
-        result = subprocess.run(["dpkg-query", "-S", path], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if result.returncode != 0 or ":" not in result.stdout:
-        return None
-    return result.stdout.split(":", 1)[0].split(",")[0].strip()

@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ import soxr
 
 from bisep.version import __version__
 from bisep.audio import save_audio
+from bisep.data.debian import package_owner, package_version
 from bisep.data.format import ANNOTATIONS_FORMAT, write_dataset
 from bisep.data.gus_patch import play_note, read_patch
 from bisep.data.reserved import refuse_reserved
@@ -68,20 +68,13 @@ def refuse_unusable(path: str | Path) -> Path:
     path = refuse_reserved(path)
     resolved = path.expanduser().resolve()
     names = (str(path).lower(), str(resolved).lower())
-    owner = _debian_owner(resolved)
+    owner = package_owner(str(resolved)) if resolved.exists() else None
     if owner and any(fnmatch.fnmatch(owner, pattern) for pattern in TRAINING_PACKAGES):
         raise TrainingSourceError(f"{path}: belongs to the Debian package {owner}, which the training corpus uses; "
                                   "a validation set must not read it")
     if any(fnmatch.fnmatch(name, pattern) for name in names for pattern in TRAINING_PATHS):
         raise TrainingSourceError(f"{path}: a source the training corpus uses; a validation set must not read it")
     return path
-
-
-def _debian_owner(path: Path) -> str | None:
-    if not path.exists() or shutil.which("dpkg-query") is None:
-        return None
-    found = subprocess.run(["dpkg-query", "-S", str(path)], capture_output=True, text=True)
-    return found.stdout.split(":", 1)[0].split(",")[0].strip() if found.returncode == 0 else None
 
 
 # Debian packages: presence, version, licence ----------------------------------------------------------------------
@@ -103,16 +96,9 @@ class DebianSource:
                                     f"install it with: apt-get install {self.package}")
 
     def provenance(self) -> dict[str, str]:
-        return {"package": self.package, "version": debian_version(self.package),
+        return {"package": self.package, "version": package_version(self.package),
                 "licence": debian_licence(self.package, self.licence_files, self.licence_summary),
                 "path": str(self.path)}
-
-
-def debian_version(package: str) -> str:
-    if shutil.which("dpkg-query") is None:
-        return "unknown (no dpkg-query)"
-    result = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True)
-    return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else "not installed"
 
 
 def debian_licence(package: str, files: str = "*", summary: str | None = None) -> str:
@@ -432,7 +418,7 @@ def build_soundfont_validation(out: str | Path, soundfont: str | Path = CSOUND_S
                                              {"program": recipe["program"], "bank": recipe["bank"],
                                               "style": recipe["style"]}))
             draws.append((sound.name, str(_pick(rng, phrasings[sound.name])), render))
-    package = _debian_owner(soundfont.resolve())
+    package = package_owner(str(soundfont.resolve())) if soundfont.exists() else None
     manifest = {
         "generator": "bisep data soundfont-val",
         "purpose": "choosing recipes and checkpoints on an unheard soundfont with unseen phrasings; never for "

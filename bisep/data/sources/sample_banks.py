@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import subprocess
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 import soundfile
 import soxr
 
+from bisep.data.debian import package_version
 from bisep.data.reserved import refuse_reserved
 from bisep.errors import SourceUnavailable
 
@@ -92,7 +92,7 @@ def discover_banks(sample_root: Path | None = None, hydrogen_root: Path = HYDROG
                     f"tonejs-{instrument}", "tonejs", folder, f"npm:{package}", version,
                     "samples CC-BY 3.0 (nbrosowsky/tonejs-instruments); package MIT")
     if hydrogen_root.is_dir():
-        version = _debian_version("hydrogen-drumkits")
+        version = package_version("hydrogen-drumkits")
         for kit in HYDROGEN_KITS:
             folder = hydrogen_root / kit
             if (folder / "drumkit.xml").is_file():
@@ -234,13 +234,4 @@ def _json_field(path: Path, key: str) -> str:
     try:
         return str(json.loads(path.read_text()).get(key, "unknown"))
     except (OSError, ValueError):
-        return "unknown"
-
-
-def _debian_version(package: str) -> str:
-    try:
-        result = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True,
-                                timeout=30)
-        return result.stdout.strip() or "unknown"
-    except (OSError, subprocess.TimeoutExpired):
         return "unknown"
