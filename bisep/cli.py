@@ -167,9 +167,15 @@ def train(config_path, overrides, resume, device, max_steps) -> None:
               help="Folder for the corpus, runs and reports (a rerun reuses what is finished there).")
 @click.option("--size", type=click.Choice(["tiny", "small", "medium"]), default="small", show_default=True)
 @click.option("--corpus", "corpus_folder", type=click.Path(path_type=Path), help="Use this built corpus.")
-@click.option("--seeds", type=int, default=2, show_default=True)
-@click.option("--steps", type=int, default=500, show_default=True, help="Optimiser steps of every run.")
-@click.option("--validate-every", type=int, default=250, show_default=True, help="Steps between validations.")
+@click.option("--budget", type=click.Choice(["default", "long"]), default="default", show_default=True,
+              help="default: fits 90 minutes on 2 cores (ablations one seed); long: the full claim table. The "
+              "options below override its parts.")
+@click.option("--seeds", type=int, help="Seeds of the four modes (budget: 2).")
+@click.option("--ablation-seeds", type=int, help="Seeds of the two loss ablations (budget default 1, long 2).")
+@click.option("--steps", type=int, help="Optimiser steps of every run (budget default 600, long 1800).")
+@click.option("--validate-every", type=int, help="Steps between validations (budget default 150, long 300).")
+@click.option("--separations-per-step", type=int, help="(Mixture, prompt) estimates every run's step trains; "
+              "each mode's batch is sized to it (budget: 48; 0 keeps every preset's batch).")
 @click.option("--test-items", type=int, default=300, show_default=True,
               help="Compositions scored per test list (0: all).")
 @click.option("--runs", default=",".join(("unsupervised", "weak", "supervised", "semi", "weak_no_contrastive",
@@ -179,17 +185,27 @@ def train(config_path, overrides, resume, device, max_steps) -> None:
               "the corpus is the one it was trained on, else one trained on the corpus).")
 @click.option("--benchmark-file", type=click.Path(path_type=Path), default=Path("BENCHMARK.md"),
               show_default=True, help="Markdown file that gets the results as its newest section.")
+@click.option("--figures", type=click.Path(path_type=Path), default=Path("docs/figures"), show_default=True,
+              help="Folder that gets the validation curves (benchmark_BUDGET_curves.png and .json).")
 @click.argument("overrides", nargs=-1)
-def benchmark(out, size, corpus_folder, seeds, steps, validate_every, test_items, runs, jobs, grounding_spec,
-              benchmark_file, overrides) -> None:
+def benchmark(out, size, corpus_folder, budget, seeds, ablation_seeds, steps, validate_every, separations_per_step,
+              test_items, runs, jobs, grounding_spec, benchmark_file, figures, overrides) -> None:
     """Train the four separators (unsupervised, weak, supervised, semi) and the weak loss ablations with equal
-    budgets on the built-in corpus, score them and the oracles, and write the table (OVERRIDES go to every run)."""
+    budgets (equal estimates per step) on the built-in corpus, score them and the oracles, and write the table
+    and the validation curves (OVERRIDES go to every run)."""
+    from dataclasses import replace
+
     from bisep.benchmark import BenchmarkPlan, run_benchmark
 
-    plan = BenchmarkPlan(out=out, size=size, seeds=seeds, steps=steps, validate_every=validate_every,
-                         test_items=test_items or None, corpus=corpus_folder,
-                         runs=tuple(name.strip() for name in runs.split(",") if name.strip()), jobs=jobs,
-                         grounding=grounding_spec, overrides=list(overrides), benchmark_file=benchmark_file)
+    plan = BenchmarkPlan.from_budget(
+        budget, out, size=size, test_items=test_items or None, corpus=corpus_folder,
+        runs=tuple(name.strip() for name in runs.split(",") if name.strip()), jobs=jobs, grounding=grounding_spec,
+        overrides=list(overrides), benchmark_file=benchmark_file, figures=figures)
+    given = {"seeds": seeds, "ablation_seeds": ablation_seeds, "steps": steps, "validate_every": validate_every}
+    changed = {key: value for key, value in given.items() if value is not None}
+    if separations_per_step is not None:
+        changed["separations_per_step"] = separations_per_step or None
+    plan = replace(plan, **changed)
     table = run_benchmark(plan)
     print(f"benchmark done in {table['wall_minutes']:.1f} min: {out / 'benchmark.md'}")
 

@@ -105,7 +105,11 @@ def mix_and_separate_loss(
     1/N scaling applied).
     mixture_magnitude: ``(batch, freq, frames)``, |STFT| of the MoM; it gives the weight, so bins where a clip is
     silent but the mixture is loud still punish leakage into that clip's estimate.
-    Returns the sum over clips of each clip's weighted L1 (mean over batch and bins), a scalar.
+    complete: ``(batch, clips)`` bool, whether the phrases drawn for clip n name all of its sounds. A clip
+    queried by only some of its phrases cannot be rebuilt from their estimates: asking it would push the
+    unnamed sounds into the named ones, so such clips are left out (None: every clip is complete).
+    Returns the sum over clips of each clip's weighted L1 (mean over bins and over the batch's complete clips;
+    0 for a clip slot without any), a scalar.
     """
     return _per_part_reconstruction(estimates, clip_magnitudes, mixture_magnitude,
                                     ("estimates", "clip_magnitudes", "clips"))
@@ -131,6 +135,7 @@ def consistency_reconstruction_loss(
     repeat_weights: torch.Tensor,
     clip_magnitudes: torch.Tensor,
     weight_magnitude: torch.Tensor,
+    complete: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Consistency reconstruction (L_CRL): clip n's phrase estimates, weighted and summed, make clip n.
 
@@ -143,7 +148,11 @@ def consistency_reconstruction_loss(
     comes from. The authors weight by the clip (``clip_magnitudes``); a CPU probe found that this makes leakage
     into bins where the clip is silent almost free and collapsed learning, while the mixture's magnitude
     worked. The function uses whichever the caller passes (the trainer's ``consistency_weight: clip | mixture``).
-    Returns the sum over clips of each clip's weighted L1 (mean over batch and bins), a scalar.
+    complete: ``(batch, clips)`` bool, whether the phrases drawn for clip n name all of its sounds. A clip
+    queried by only some of its phrases cannot be rebuilt from their estimates: asking it would push the
+    unnamed sounds into the named ones, so such clips are left out (None: every clip is complete).
+    Returns the sum over clips of each clip's weighted L1 (mean over bins and over the batch's complete clips;
+    0 for a clip slot without any), a scalar.
     """
     _check_rank("phrase_estimates", phrase_estimates, ("batch", "clips", "phrases", "freq", "frames"))
     _check_rank("repeat_weights", repeat_weights, ("batch", "clips", "phrases"))
@@ -157,7 +166,14 @@ def consistency_reconstruction_loss(
                          f"shape {tuple(phrase_estimates.shape)} without its phrases axis, {tuple(expected)}")
     reconstruction = torch.einsum("bnpft,bnp->bnft", phrase_estimates, repeat_weights.to(phrase_estimates.dtype))
     error = _weighted_error(reconstruction, clip_magnitudes, weight_magnitude, "weighted sum of phrase_estimates")
-    return error.mean(dim=(0, 2, 3)).sum()
+    if complete is None:
+        return error.mean(dim=(0, 2, 3)).sum()
+    if complete.shape != phrase_estimates.shape[:2]:
+        raise ValueError(f"complete shape {tuple(complete.shape)} does not match phrase_estimates shape "
+                         f"{tuple(phrase_estimates.shape)} in (batch, clips)")
+    keep = complete.to(error.dtype)
+    per_clip = error.mean(dim=(2, 3)) * keep  # (batch, clips)
+    return (per_clip.sum(0) / keep.sum(0).clamp(min=1)).sum()
 
 
 def _audio_to_text_cross_entropy(logits: torch.Tensor, valid: torch.Tensor, same_text: torch.Tensor) -> torch.Tensor:

@@ -197,6 +197,27 @@ def test_repeated_phrase_counts_once_and_padding_counts_not_at_all():
     assert torch.allclose(consistency_reconstruction_loss(padded, padded_weights, clip, low + high), loss_distinct)
 
 
+def test_a_clip_named_by_only_some_of_its_phrases_is_left_out_of_the_consistency_loss():
+    low, high = two_sources()
+    clips = torch.stack([low + high, low + high], 1)  # two clip slots
+    phrases = torch.stack([torch.stack([low, high], 1), torch.stack([low, 0 * high], 1)], 1)  # slot 1 misses high
+    weights = torch.ones(low.shape[0], 2, 2, dtype=torch.float64)
+    everything = consistency_reconstruction_loss(phrases, weights, clips, low + high)
+    complete = torch.tensor([[True, False]]).expand(low.shape[0], 2)
+    assert everything > 0
+    assert consistency_reconstruction_loss(phrases, weights, clips, low + high, complete=complete).item() == 0.0
+    # all clips complete: the same as no mask; one batch item left out: the mean over the others
+    all_complete = torch.ones(low.shape[0], 2, dtype=torch.bool)
+    assert torch.allclose(consistency_reconstruction_loss(phrases, weights, clips, low + high, all_complete),
+                          everything)
+    first_only = torch.zeros(low.shape[0], 2, dtype=torch.bool)
+    first_only[0] = True
+    alone = consistency_reconstruction_loss(phrases[:1], weights[:1], clips[:1], (low + high)[:1])
+    assert torch.allclose(consistency_reconstruction_loss(phrases, weights, clips, low + high, first_only), alone)
+    with pytest.raises(ValueError, match=r"complete shape \(2,\) does not match"):
+        consistency_reconstruction_loss(phrases, weights, clips, low + high, complete=torch.ones(2, dtype=torch.bool))
+
+
 def test_consistency_refuses_bad_shapes():
     phrases, weights = torch.ones(2, 2, 3, 4, 5), torch.ones(2, 2, 3)
     clips, mixture = torch.ones(2, 2, 4, 5), torch.ones(2, 4, 5)

@@ -260,7 +260,9 @@ class MixtureOfMixtures(_RandomMixtures):
     Item ``i`` (T = ``segment_samples``, or the longest of its clips when None):
     ``mixture`` [T] float32, the MoM; ``clips`` [N, T], each clip as it sits in the MoM (its gain and 1/N
     applied, so ``clips.sum(0) == mixture``); ``gains`` [N], the gains before 1/N; ``captions`` N strings;
-    ``phrases`` N lists of P strings and ``repeat_weights`` [N, P] (see :func:`draw_phrases`); ``clip_ids``;
+    ``phrases`` N lists of P strings and ``repeat_weights`` [N, P] (see :func:`draw_phrases`);
+    ``phrases_complete`` [N] bool, whether the P phrases name every sound of the clip (its consistency target
+    is reachable only then); ``clip_ids``;
     ``skipped`` the ``(path, message)`` failures met while drawing.
     """
 
@@ -289,6 +291,7 @@ def mixture_of_mixtures_item(draw: Draw, records: list[dict[str, Any]], phrases_
         "captions": [record["caption"] for record in records],
         "phrases": [phrases for phrases, _ in prompts],
         "repeat_weights": torch.tensor([weights for _, weights in prompts], dtype=torch.float32),
+        "phrases_complete": torch.tensor([len(set(record["phrases"])) <= phrases_per_clip for record in records]),
         "clip_ids": draw.clip_ids,
         "skipped": draw.skipped,
     }

@@ -61,7 +61,8 @@ def weak_terms(model, grounding: GroundingModel, batch: dict, config: LossConfig
     repeat_weights = batch["repeat_weights"].to(device)
     terms["consistency"] = consistency_reconstruction_loss(
         phrase_estimates, repeat_weights, clip_magnitudes,
-        magnitude if config.consistency_weight == "mixture" else clip_magnitudes)
+        magnitude if config.consistency_weight == "mixture" else clip_magnitudes,
+        complete=batch["phrases_complete"].to(device) if "phrases_complete" in batch else None)
     if config.contrastive == 0:  # the ablation: no grounding forward (it is most of a weak step)
         return terms
     waveforms = output["waveforms"][:, clip_count:].float()  # (B, N * P, samples)
@@ -134,3 +135,16 @@ def validation_scores(model, grounding: GroundingModel, batch: dict) -> dict[str
             for metric in ("sdr", "si_sdr"):
                 scores[prefix + metric] += [v for v, k in zip(result[method][metric], keep) if k]
     return {name: torch.tensor(values, dtype=torch.float64) for name, values in scores.items()}
+
+
+def separations_per_item(mode: str, clips_per_mixture: int, phrases_per_clip: int, sources_per_mixture: int) -> int:
+    """How many (mixture, prompt) estimates one batch item trains in ``mode``: what a step's batch buys.
+
+    weak: every clip by its caption and its P phrases, N * (1 + P); unsupervised: each clip by its caption, N;
+    supervised: each source, S; semi: a natural item and a single-source item each step, N * (1 + P) + S. A
+    budget that fixes optimiser steps at one batch size gives weak three times the supervised estimates; the
+    benchmark divides a fixed number of estimates per step by this instead (issue 22).
+    """
+    natural = clips_per_mixture * (1 + (phrases_per_clip if mode in ("weak", "semi") else 0))
+    return {"weak": natural, "unsupervised": natural, "supervised": sources_per_mixture,
+            "semi": natural + sources_per_mixture}[mode]

@@ -31,6 +31,19 @@ from bisep.train.distributed import GlobalBatchSampler, setup_distributed
 from bisep.train.objectives import supervised_terms, total_loss, validation_scores, weak_terms
 
 
+def inference_queries(batch: dict) -> list[str]:
+    """The prompts of a training batch in the form ``bisep separate`` and the evaluation lists use them: one
+    phrase per sound. Single-source batches carry them as ``prompts``; natural batches as each clip's drawn
+    ``phrases`` (duplicates dropped), never its multi-sound caption. Every mixture gets the same number of
+    prompts (the separator batches them per mixture), so a mixture with fewer distinct phrases repeats its
+    last one."""
+    if "prompts" in batch:
+        return [prompt for item in batch["prompts"] for prompt in item]
+    per_mixture = [list(dict.fromkeys(p for clip in phrases for p in clip)) for phrases in batch["phrases"]]
+    width = max(len(queries) for queries in per_mixture)
+    return [query for queries in per_mixture for query in queries + queries[-1:] * (width - len(queries))]
+
+
 class Trainer:
     """One training run of a separator, from a :class:`~bisep.train.config.TrainConfig`.
 
@@ -190,7 +203,8 @@ class Trainer:
         Running averages (momentum 0.1) lag behind weights that move fast early in training, so validation
         with them would judge a short run by stale statistics (what that cost: docs/models.md). The batches are
         fixed items of the current epoch, so the result is deterministic; training itself (batch statistics) is
-        unaffected. With two training streams (semi) each gives half the batches.
+        unaffected. With two training streams (semi) each gives half the batches. The mixtures are queried as
+        inference queries them, by the phrase of each sound (:func:`inference_queries`), in every mode.
         """
         norms = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         if not norms:
@@ -211,7 +225,7 @@ class Trainer:
                 fixed = (collate_mixtures([dataset[i] for i in range(index * size, (index + 1) * size)])
                          for index in range(count))
             for batch in fixed:
-                prompts = [p for item in batch.get("captions", batch.get("prompts")) for p in item]
+                prompts = inference_queries(batch)
                 text = self.grounding.encode_text(prompts).to(self.dist.device)
                 self.model(batch["mixture"].to(self.dist.device), text)
         for norm, momentum in zip(norms, momenta):

@@ -152,6 +152,18 @@ def test_phrases_and_repeat_weights(root):
             assert all(total == pytest.approx(1.0) for total in totals.values())
 
 
+def test_a_clip_with_more_sounds_than_phrases_drawn_is_marked_incomplete(root):
+    seen = {}
+    for count in (1, 3):
+        dataset = MixtureOfMixtures(root, phrases_per_clip=count, max_failure_share=BAD_SHARE)
+        for index in range(len(dataset)):
+            item = dataset[index]
+            expected = [len(set(TRAIN[clip_id][1])) <= count for clip_id in item["clip_ids"]]
+            assert item["phrases_complete"].tolist() == expected
+            seen.setdefault(count, []).extend(expected)
+    assert not all(seen[1]) and any(seen[1])  # the test data hold both kinds
+
+
 def test_draw_phrases():
     rng = np.random.default_rng(0)
     assert draw_phrases(["a", "b"], "A and b.", 3, rng) == (["a", "b", "a"], [0.5, 1.0, 0.5])

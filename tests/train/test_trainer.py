@@ -201,3 +201,28 @@ def test_semi_recalibrates_batch_norm_on_both_training_streams(tiny_corpus, grou
     trainer.datasets = {name: Recording(dataset, name) for name, dataset in trainer.datasets.items()}
     trainer.recalibrate_batch_norm(batches=4)
     assert calls.count("natural") == calls.count("single") == 2 * config.optim.batch_size
+
+
+def test_batch_norm_is_recalibrated_on_the_queries_inference_uses():
+    from bisep.train.trainer import inference_queries
+
+    natural = {"captions": [["A dog barks and rain falls", "A bell"], ["Wind", "A car"]],
+               "phrases": [[["a dog barks", "rain falls"], ["a bell rings", "a bell rings"]],
+                           [["wind blows", "wind blows"], ["a car passes", "a car passes"]]]}
+    assert inference_queries(natural) == ["a dog barks", "rain falls", "a bell rings",
+                                          "wind blows", "a car passes", "a car passes"]
+    assert inference_queries({"prompts": [["a", "b"], ["c", "d"]]}) == ["a", "b", "c", "d"]
+
+
+def test_supervised_overfits_one_batch(tiny_corpus, grounding_folder, tmp_path):
+    """The supervised path can learn: repeated steps on one fixed batch drive its loss far down (a broken
+    target, mask or weight would leave it on a plateau)."""
+    config = load_config(TrainConfig, write_config(tmp_path / "c.yaml", tiny_corpus, grounding_folder,
+                                                   tmp_path / "run", mode="supervised", seed=0))
+    trainer = Trainer(config, log=lambda *_: None)
+    from bisep.data.sampling import collate_mixtures
+
+    dataset = trainer.datasets["single"]
+    batch = collate_mixtures([dataset[index] for index in range(4)])
+    losses = [trainer.train_step([{"single": batch}])["supervised"] for _ in range(80)]
+    assert min(losses[-5:]) < 0.35 * losses[0], losses[::10]
