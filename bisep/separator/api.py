@@ -13,7 +13,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from bisep.separator.resolve import resolve_separator
 DEFAULT_SEGMENT_SECONDS = 10.0
 DEFAULT_OVERLAP = 0.25
 MAX_BATCH = 4  # channel-prompt pairs per network call; each holds ~60 MB of activations for a 10 s segment
+# Finished output leaves a stream in pieces of this many seconds: a whole hop for 8 channels x 8 prompts is
+# ~100 MB per copy at 48 kHz, and resampling, the residual and the writers each hold a copy.
+OUTPUT_PIECE_SECONDS = 1.0
 
 
 @dataclass
@@ -113,7 +116,7 @@ class Separator:
                 reader = stack.enter_context(AudioReader(audio, max_seconds=max_seconds))
                 blocks, rate, channels, total = reader.blocks(), reader.rate, reader.channels, reader.frames
             stream = self.stream(rate, channels, prompts, residual, segment_seconds, overlap, progress, total)
-            pieces = [stream.push(block) for block in blocks] + [stream.finish()]
+            pieces = [piece for block in blocks for piece in stream.push(block)] + list(stream.finish())
         outputs = np.concatenate(pieces, axis=-1)  # (prompts [+ residual], channels, samples)
         return Separation(sources={prompt: outputs[index] for index, prompt in enumerate(stream.prompts)},
                           residual=outputs[-1] if residual else None, sample_rate=rate,
@@ -142,11 +145,12 @@ class Separator:
             copy = stack.enter_context(AudioWriter(copy_input, rate, reader.channels, subtype)) if copy_input else None
             converter = BlockResampler(reader.rate, rate, reader.channels)
 
-            def write(block: np.ndarray, outputs: np.ndarray) -> None:
+            def write(block: np.ndarray, pieces: Iterator[np.ndarray]) -> None:
                 if copy is not None:
                     copy.write(block)
-                for writer, output in zip(writers, outputs):
-                    writer.write(output)
+                for outputs in pieces:
+                    for writer, output in zip(writers, outputs):
+                        writer.write(output)
 
             for block in reader.blocks():
                 converted = converter.push(block)
@@ -200,10 +204,11 @@ class Separator:
 
 class SeparationStream:
     """Separation of consecutive ``(channels, n)`` input blocks at ``sample_rate``: :meth:`push` each block, then
-    :meth:`finish`; each returns the finished output ``(outputs, channels, m)`` (one per prompt, then the residual
-    when asked for) at the input's rate. Concatenated, the outputs equal the one-shot computation (resample the
-    whole input to the model's rate, run cross-faded segments, resample back, fit to the input's length). Memory
-    holds a few segments, whatever the duration."""
+    :meth:`finish`; each returns the finished output as pieces ``(outputs, channels, m)`` (one per prompt, then the
+    residual when asked for) at the input's rate, ``m`` at most about ``OUTPUT_PIECE_SECONDS``. Concatenated, the
+    pieces equal the one-shot computation (resample the whole input to the model's rate, run cross-faded
+    segments, resample back, fit to the input's length). Memory holds a few segments at the model's rate and one
+    piece at the input's rate, whatever the duration."""
 
     def __init__(self, separator: Separator, sample_rate: int, channels: int, prompts: list[str], residual: bool,
                  segmentation: Segmentation, progress: Callable[[int, int], None] | None = None,
@@ -218,6 +223,7 @@ class SeparationStream:
         self._from_model = BlockResampler(separator.sample_rate, sample_rate, channels * len(prompts))
         self._input = np.zeros((channels, 0), np.float32)  # input not yet matched by output (for the residual)
         self._output = np.zeros((len(prompts), channels, 0), np.float32)  # output ahead of the input seen so far
+        self._piece = max(1, round(OUTPUT_PIECE_SECONDS * separator.sample_rate))  # model-rate samples per piece
         self.samples = 0  # input samples pushed, per channel
         self.peak = 0.0
 
@@ -225,31 +231,43 @@ class SeparationStream:
     def silent_input(self) -> bool:
         return self.samples > 0 and peak_db(np.array([self.peak])) < SILENCE_PEAK_DB
 
-    def push(self, block: np.ndarray) -> np.ndarray:
-        """``(channels, n)`` float32 -> ``(outputs, channels, m)``, ``m`` possibly 0."""
+    def push(self, block: np.ndarray) -> Iterator[np.ndarray]:
+        """``(channels, n)`` float32 -> the output pieces ``(outputs, channels, m)`` it finishes (often none).
+        The network runs now; the pieces are resampled as they are iterated, so iterate them before the next
+        call."""
         block = np.asarray(block, np.float32)
         if block.ndim != 2 or block.shape[0] != self.channels:
             raise ValueError(f"expected ({self.channels}, samples), got {block.shape}")
         self.samples += block.shape[-1]
         self.peak = max(self.peak, float(np.abs(block).max()) if block.size else 0.0)
         self._input = np.concatenate([self._input, block], axis=-1)
-        return self._from_segments(self._segments.push(torch.from_numpy(self._to_model.push(block))), last=False)
+        return self._pieces([self._segments.push(torch.from_numpy(self._to_model.push(block)))], last=False)
 
-    def finish(self) -> np.ndarray:
-        """The rest of the output, padded or cut so that the whole output has the input's length."""
+    def finish(self) -> Iterator[np.ndarray]:
+        """The rest of the output as pieces (as :meth:`push`), padded or cut so that the whole output has the
+        input's length."""
         if self.samples == 0:
             raise BisepError("no audio samples to separate")
         if self.silent_input:
             warnings.warn("the input is silent; the outputs are silent too", stacklevel=3)
         flushed = self._to_model.push(np.zeros((self.channels, 0), np.float32), last=True)
-        early = self._from_segments(self._segments.push(torch.from_numpy(flushed)), last=False)
-        return np.concatenate([early, self._from_segments(self._segments.finish(), last=True)], axis=-1)
+        early = self._segments.push(torch.from_numpy(flushed))
+        return self._pieces([early, self._segments.finish()], last=True)
+
+    def _pieces(self, outputs: list[torch.Tensor], last: bool) -> Iterator[np.ndarray]:
+        """Model-rate ``(channels, prompts, k)`` outputs, in order -> non-empty input-rate pieces, resampled
+        ``self._piece`` model-rate samples at a time; ``last`` flushes the resampler and ends the output."""
+        pieces = [output[..., start:start + self._piece] for output in outputs if output.shape[1]
+                  for start in range(0, output.shape[-1], self._piece)]
+        for index, piece in enumerate(pieces):
+            finished = self._from_segments(piece, last=last and index == len(pieces) - 1)
+            if finished.shape[-1]:
+                yield finished
 
     def _from_segments(self, outputs: torch.Tensor, last: bool) -> np.ndarray:
         """Model-rate ``(channels, prompts, k)`` -> input-rate output, as far as the input pushed so far goes."""
         prompts, channels = len(self.prompts), self.channels
-        flat = outputs.numpy().transpose(1, 0, 2).reshape(prompts * channels, -1) if outputs.shape[1] else \
-            np.zeros((prompts * channels, 0), np.float32)
+        flat = outputs.numpy().transpose(1, 0, 2).reshape(prompts * channels, -1)
         back = self._from_model.push(flat, last=last).reshape(prompts, channels, -1)
         self._output = np.concatenate([self._output, back], axis=-1)
         if last:  # the output's length is the input's: pad a short end (soxr's extra samples are cut below)

@@ -104,11 +104,24 @@ def test_streamed_outputs_equal_the_one_shot_outputs(separator, rate, block):
     prompts = ["a flute", "rain"]
     expected = one_shot(separator, stereo, rate, prompts, segment_seconds=0.7)
     stream = separator.stream(rate, 2, prompts, residual=True, segment_seconds=0.7)
-    pieces = [stream.push(stereo[:, start:start + block]) for start in range(0, stereo.shape[-1], block)]
-    streamed = np.concatenate(pieces + [stream.finish()], axis=-1)
+    pieces = [piece for start in range(0, stereo.shape[-1], block)
+              for piece in stream.push(stereo[:, start:start + block])] + list(stream.finish())
+    streamed = np.concatenate(pieces, axis=-1)
     assert streamed.shape == (3, 2, stereo.shape[-1])
     np.testing.assert_allclose(streamed[:2], expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(streamed[2], stereo - expected.sum(0), atol=1e-5, rtol=0)
+
+
+def test_streamed_output_comes_in_short_pieces(separator, monkeypatch):
+    import bisep.separator.api as api
+
+    monkeypatch.setattr(api, "OUTPUT_PIECE_SECONDS", 0.2)  # a hop of 0.5 s: each hop leaves in 3 pieces
+    rate = 48000
+    stereo = np.stack([tone(300, 3.3, rate), tone(700, 3.3, rate)])
+    stream = separator.stream(rate, 2, ["a flute"], residual=True, segment_seconds=0.7)
+    pieces = list(stream.push(stereo)) + list(stream.finish())
+    assert sum(piece.shape[-1] for piece in pieces) == stereo.shape[-1]
+    assert max(piece.shape[-1] for piece in pieces) <= 0.2 * rate * 1.05
 
 
 def test_separate_file_streams_into_its_targets(separator, tmp_path, monkeypatch):
