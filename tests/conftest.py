@@ -1,6 +1,11 @@
-"""Shared fixtures: small real audio files written on the fly."""
+"""Shared fixtures: small real audio files written on the fly; a web app under a real server."""
 
 from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -10,6 +15,29 @@ import soundfile
 def tone(frequency: float = 440.0, seconds: float = 1.0, sample_rate: int = 16000, amplitude: float = 0.5):
     time = np.arange(int(seconds * sample_rate)) / sample_rate
     return (amplitude * np.sin(2 * np.pi * frequency * time)).astype(np.float32)
+
+
+@contextlib.contextmanager
+def served(app, timeout: float = 30.0):
+    """``app`` under a real uvicorn server in a thread, as ``bisep serve`` runs it (uvicorn's defaults, log level
+    warning) but on a free loopback port; yields the port and stops the server on exit."""
+    import uvicorn
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.started, "the server did not start"
+        yield listener.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        listener.close()
 
 
 def speech_like(seconds: float = 1.0, sample_rate: int = 16000, seed: int = 0) -> np.ndarray:

@@ -1,9 +1,13 @@
+import contextlib
+import http.client
 import io
+import json
 import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import numpy as np
 import pytest
 import soundfile
@@ -13,7 +17,7 @@ from bisep.errors import BisepError
 from bisep.examples import list_examples
 from bisep.separator.api import Separator
 from bisep.serve.app import Settings, _check_port, create_app
-from conftest import tone
+from conftest import served, tone
 
 LOCAL = "http://127.0.0.1:7860"  # the Host header a browser on this machine sends
 LIMITS = dict(model="unittest", max_upload_mb=0.5, max_seconds=5.0, queue_size=3, max_prompts=4)
@@ -238,6 +242,50 @@ def test_a_chunked_body_with_a_content_length_is_refused_unread(client):
     answer = client.post("/api/separate", content=body(), headers={
         "Content-Type": "multipart/form-data; boundary=x", "Content-Length": "100", "Transfer-Encoding": "chunked"})
     assert answer.status_code == 400 and "both Content-Length and Transfer-Encoding" in answer.json()["detail"]
+
+
+BLOCK = b"\0" * 100_000
+OFFERED_BLOCKS = 20  # 2 MB offered after the answer: 4 times the limit
+
+
+@pytest.fixture(scope="module")
+def server(separator):
+    """The app under a real uvicorn server: what its HTTP parser (h11) passes on, not only what the test client
+    sends (issue #23: a chunked body behind ``Content-Length: 100`` once landed on disk whole)."""
+    app = create_app(Settings(**LIMITS), separator)
+    with served(app) as port:
+        yield port, app.state.work_dir
+
+
+def answer_before_the_body(port: int, headers: dict[str, str], chunked: bool) -> tuple[int, dict]:
+    """POST the headers of an upload, read the answer before sending a byte of its body, then offer the body
+    (``OFFERED_BLOCKS`` blocks, chunk-framed when ``chunked``) to whatever the server does with the rest of the
+    connection. Returns the answer's status and JSON."""
+    head = "".join(f"{name}: {value}\r\n" for name, value in {
+        "Host": f"127.0.0.1:{port}", "Content-Type": "multipart/form-data; boundary=x", **headers}.items())
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(f"POST /api/separate HTTP/1.1\r\n{head}\r\n".encode())
+        answer = http.client.HTTPResponse(connection)
+        answer.begin()  # times out (5 s) if the server waits for the body
+        status, detail = answer.status, json.loads(answer.read())
+        piece = f"{len(BLOCK):x}\r\n".encode() + BLOCK + b"\r\n" if chunked else BLOCK
+        with contextlib.suppress(OSError):  # the server may close the connection instead of reading on
+            for _ in range(OFFERED_BLOCKS):
+                connection.sendall(piece)
+    return status, detail
+
+
+@pytest.mark.parametrize("headers, chunked, status, detail", [
+    ({"Content-Length": "100", "Transfer-Encoding": "chunked"}, True, 400, "both Content-Length and"),
+    ({"Transfer-Encoding": "chunked"}, True, 411, "need a Content-Length"),
+    ({"Content-Length": str(5_000_000)}, False, 413, "larger than the limit of 0.5 MB"),
+], ids=["both-headers", "chunked-without-length", "length-over-the-limit"])
+def test_uploads_the_limit_refuses_are_answered_before_their_body_is_read(server, headers, chunked, status, detail):
+    port, work_dir = server
+    answered, body = answer_before_the_body(port, headers, chunked)
+    assert (answered, detail in body["detail"]) == (status, True), body
+    assert not any((work_dir / "jobs").iterdir())  # no job, so no upload was written
+    assert httpx.get(f"http://127.0.0.1:{port}/api/info", timeout=5).status_code == 200  # still serving
 
 
 def call_middleware(middleware_app, headers, chunks):
