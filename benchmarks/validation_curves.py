@@ -7,7 +7,7 @@ already in ``--out``.json are kept, so rerunning as the run goes on only scores 
         --list in-domain=corpus/small/compositions/valid_2.csv \
         --list held-out-soundfont=corpus/sfval/compositions/valid_2.csv \
         --list real-recordings=corpus/realval/compositions/valid_2.csv \
-        --limit 100 --reference builtin --out docs/figures/builtin_long_curves
+        --limit 100 --reference builtin --training-corpus corpus/small --out docs/figures/builtin_long_curves
 """
 
 from __future__ import annotations
@@ -15,11 +15,33 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 
-def score(folder: Path | str, lists: dict[str, Path], limit: int, work: Path) -> dict:
+def training_classes(corpus: Path) -> set[str]:
+    """The sound classes a corpus's clips are labelled with: what a model trained on it has heard."""
+    annotations = json.loads((corpus / "annotations.json").read_text())
+    clips = annotations.get("clips", annotations)
+    return {label for record in clips.values() for label in record["labels"]}
+
+
+# the validation sets' labels that name a training class by another name
+SAME_CLASS = {"birds": {"birds chirping"}, "drums": {"drum kit"}, "speech": {"male speech", "female speech"}}
+
+
+def by_vocabulary(records: list[dict], known: set[str]) -> dict:
+    """Mean SDRi of the sources whose class the training corpus has (``known``) and of the others: a class
+    never heard cannot be learnt by training longer, only by widening the corpus."""
+    split: dict[str, list[float]] = {"known": [], "unknown": []}
+    for record in records:
+        for label, value in zip(record["classes"], record["scores"]["model"]["sdri"]):
+            heard = label in known or bool(SAME_CLASS.get(label, set()) & known)
+            split["known" if heard else "unknown"].append(value)
+    return {f"sdri_{name}_classes": (sum(values) / len(values) if values else None) for name, values in split.items()} \
+        | {f"{name}_class_sources": len(values) for name, values in split.items()}
+
+
+def score(folder: Path | str, lists: dict[str, Path], limit: int, work: Path, known: set[str] | None = None) -> dict:
     """Scores of one model (a checkpoint folder, or a shipped name for the reference) on every list."""
     from bisep.evaluate.run import evaluate_separator
     from bisep.model_folder import read_model_folder
@@ -33,14 +55,19 @@ def score(folder: Path | str, lists: dict[str, Path], limit: int, work: Path) ->
         point = {"checkpoint": folder, "step": None}
     for name, compositions in lists.items():
         out = work / point["checkpoint"] / name
-        result = evaluate_separator(separator, compositions, out, oracles=False, jobs=1, limit=limit, examples=0,
-                                    progress=False)
+        if (out / "results.json").is_file():  # scored by an earlier invocation
+            result = json.loads((out / "results.json").read_text())
+        else:
+            result = evaluate_separator(separator, compositions, out, oracles=False, jobs=1, limit=limit,
+                                        examples=0, progress=False)
         records = json.loads((out / "results.json").read_text())["records"]
         model, mixture = result["summary"]["model"]["overall"], result["summary"]["mixture"]["overall"]
         improvements = [value for record in records for value in record["scores"]["model"]["sdri"]]
         point[name] = {"sdr": model["sdr"]["mean"], "sdri": model["sdri"]["mean"],
                        "si_sdri": model["si_sdri"]["mean"], "mixture_sdr": mixture["sdr"]["mean"],
                        "share_below_mixture": sum(value < 0 for value in improvements) / max(1, len(improvements))}
+        if known is not None:
+            point[name] |= by_vocabulary(records, known)
     return point
 
 
@@ -54,6 +81,11 @@ def plot(points: list[dict], names: list[str], title: str, out: Path, reference:
     steps = [point["step"] for point in points]
     for index, name in enumerate(names):
         line = axes.plot(steps, [point[name]["sdri"] for point in points], "o-", label=f"{name} SDRi")
+        split = [point for point in points if point[name].get("unknown_class_sources")]  # lists with unheard classes
+        if split:
+            axes.plot([point["step"] for point in split], [point[name]["sdri_known_classes"] for point in split], "s--",
+                      color=line[0].get_color(), markersize=4, linewidth=1.0,
+                      label=f"{name}: classes the corpus has")
         if reference is not None:
             axes.axhline(reference[name]["sdri"], color=line[0].get_color(), linewidth=1.0, linestyle=":",
                          label=f"{reference['checkpoint']} (dotted, per list)" if index == 0 else None)
@@ -74,6 +106,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--reference", default="", help="A shipped model scored on the same lists (a flat line).")
     parser.add_argument("--out", type=Path, required=True, help="Path without suffix for .json and .png.")
+    parser.add_argument("--work", type=Path, help="Folder for the evaluations (default RUN/curves); what is "
+                        "there is reused.")
+    parser.add_argument("--training-corpus", type=Path, help="Also split each list's SDRi by whether this corpus "
+                        "has the source's class (labels compared by name).")
     arguments = parser.parse_args()
     lists = {}
     for item in arguments.lists:
@@ -86,22 +122,28 @@ def main() -> None:
         sys.exit(f"{arguments.run}: no checkpoints/epochNNNN folders")
     store = arguments.out.with_suffix(".json")
     points = {p["checkpoint"]: p for p in (json.loads(store.read_text()) if store.is_file() else [])}
-    work = Path(tempfile.mkdtemp(prefix="bisep-curves-"))
+    work = arguments.work or arguments.run / "curves"
+    known = training_classes(arguments.training_corpus) if arguments.training_corpus else None
+    wanted = "sdri_known_classes" if known is not None else "sdri"
+
+    def complete(point: dict) -> bool:
+        return all(wanted in point.get(name, {}) for name in lists)
+
     for folder in checkpoints:
-        if folder.name in points and all(name in points[folder.name] for name in lists):
+        if folder.name in points and complete(points[folder.name]):
             continue
-        points[folder.name] = score(folder, lists, arguments.limit, work)
+        points[folder.name] = score(folder, lists, arguments.limit, work, known)
         print(json.dumps(points[folder.name]), flush=True)
         store.parent.mkdir(parents=True, exist_ok=True)
         store.write_text(json.dumps(sorted(points.values(), key=lambda p: p["step"]), indent=1) + "\n")
     reference = None
     if arguments.reference:
         references = store.with_name(store.stem + "_reference.json")
-        known = json.loads(references.read_text()) if references.is_file() else {}
-        if known.get("checkpoint") != arguments.reference or not all(name in known for name in lists):
-            known = score(arguments.reference, lists, arguments.limit, work)
-            references.write_text(json.dumps(known, indent=1) + "\n")
-        reference = known
+        stored = json.loads(references.read_text()) if references.is_file() else {}
+        if stored.get("checkpoint") != arguments.reference or not complete(stored):
+            stored = score(arguments.reference, lists, arguments.limit, work, known)
+            references.write_text(json.dumps(stored, indent=1) + "\n")
+        reference = stored
         print(json.dumps(reference), flush=True)
     ordered = sorted((p for p in points.values() if p["step"] is not None), key=lambda p: p["step"])
     plot(ordered, list(lists), f"{arguments.run.name}: first {arguments.limit} compositions of each list",
