@@ -1,9 +1,9 @@
 """Peak memory of separation on long inputs (issue #23): `bisep separate` on a generated 60-minute 48 kHz stereo
 file with 4 prompts and --residual, and the server's separation of the largest uploads its documented limits
-admit, each in a child process whose peak RSS comes from ``getrusage(RUSAGE_CHILDREN)``. Also wall time of
-`bisep separate` per --jobs value on a shorter file (thread defaults, issue #23 item 4).
+admit, each in a child process whose peak RSS comes from ``getrusage(RUSAGE_CHILDREN)``. (Wall time by thread
+setting: ``separate_threads.py``.)
 
-    python benchmarks/separate_memory.py [--minutes 60] [--work /tmp/bench] [--threads-minutes 10]
+    python benchmarks/separate_memory.py [--minutes 60] [--work /tmp/bench] [--skip cli]
 """
 
 from __future__ import annotations
@@ -41,11 +41,10 @@ def write_long_file(path: Path, seconds: float, rate: int, channels: int, file_f
     return path
 
 
-def measured(command: list[str], environment: dict[str, str] | None = None) -> tuple[float, float]:
+def measured(command: list[str]) -> tuple[float, float]:
     """Run ``command`` in a fresh child (so the peak is its own); returns (peak RSS in MB, seconds)."""
     started = time.perf_counter()
-    output = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, check=True,
-                            env={**os.environ, **(environment or {})})
+    output = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, check=True)
     peak_kb, status = output.stdout.split()[-2:]
     if status != "0":
         raise SystemExit(f"{' '.join(command)} failed:\n{output.stderr}")
@@ -70,9 +69,8 @@ run_separation(job, Separator.from_pretrained("builtin", device="cpu"), settings
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60.0)
-    parser.add_argument("--threads-minutes", type=float, default=10.0)
     parser.add_argument("--work", type=Path, help="Folder for the generated files (default: a temporary one).")
-    parser.add_argument("--skip", default="", help="Comma-separated cases to skip: cli, serve, threads.")
+    parser.add_argument("--skip", default="", help="Comma-separated cases to skip: cli, serve.")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     work = args.work or Path(tempfile.mkdtemp(prefix="bisep-memory-"))
@@ -101,19 +99,6 @@ def main() -> None:
             peak, elapsed = measured([sys.executable, "-c", SERVE_CHILD, str(upload), str(folder), "8"])
             results[f"serve {name}"] = {"prompts": 8, "peak_rss_mb": round(peak), "seconds": round(elapsed, 1)}
             print(json.dumps({name: results[f"serve {name}"]}), flush=True)
-    if "threads" not in skip:
-        short = work / f"threads-{args.threads_minutes:g}min-44k-stereo.flac"
-        if not short.exists():
-            write_long_file(short, args.threads_minutes * 60, 44100, 2)
-        # OMP_WAIT_POLICY="" is libgomp's own default (threads spin a while at each barrier): the old behaviour
-        for jobs, policy in ((["--jobs", "1"], "PASSIVE"), (["--jobs", "2"], ""), (["--jobs", "2"], "PASSIVE"),
-                             ([], "PASSIVE"), (["--jobs", "1"], "")):
-            load = os.getloadavg()[0]
-            peak, seconds = measured([*bisep, "separate", str(short), "-q", PROMPTS[0], "-o",
-                                      str(work / "out-threads"), "--overwrite", *jobs], {"OMP_WAIT_POLICY": policy})
-            label = f"{' '.join(jobs) or 'default'}, OMP_WAIT_POLICY={policy or '(unset)'}"
-            results[f"threads {label}"] = {"seconds": round(seconds, 1), "load_before": round(load, 2)}
-            print(json.dumps({label: results[f"threads {label}"]}), flush=True)
     print(json.dumps({"load_average": os.getloadavg(), "cpus": os.cpu_count(), **results}, indent=1))
 
 
