@@ -168,12 +168,12 @@ def train(config_path, overrides, resume, device, max_steps) -> None:
 @click.option("--size", type=click.Choice(["tiny", "small", "medium"]), default="small", show_default=True)
 @click.option("--corpus", "corpus_folder", type=click.Path(path_type=Path), help="Use this built corpus.")
 @click.option("--budget", type=click.Choice(["default", "long"]), default="default", show_default=True,
-              help="default: fits 90 minutes on 2 cores (ablations one seed); long: the full claim table. The "
-              "options below override its parts.")
+              help="default: about 90 minutes on 2 cores by measured step costs (the ablations one seed); long: "
+              "the full claim table, about 8 hours. The options below override its parts.")
 @click.option("--seeds", type=int, help="Seeds of the four modes (budget: 2).")
 @click.option("--ablation-seeds", type=int, help="Seeds of the two loss ablations (budget default 1, long 2).")
-@click.option("--steps", type=int, help="Optimiser steps of every run (budget default 600, long 1800).")
-@click.option("--validate-every", type=int, help="Steps between validations (budget default 150, long 300).")
+@click.option("--steps", type=int, help="Optimiser steps of every run (budget default 300, long 1500).")
+@click.option("--validate-every", type=int, help="Steps between validations (budget default 100, long 250).")
 @click.option("--separations-per-step", type=int, help="(Mixture, prompt) estimates every run's step trains; "
               "each mode's batch is sized to it (budget: 48; 0 keeps every preset's batch).")
 @click.option("--test-items", type=int, default=300, show_default=True,
@@ -497,19 +497,48 @@ def separate(inputs, prompts, out, model, grounding, device, segment, overlap, r
         raise BisepError(f"{len(failed)} of {len(files)} inputs failed: {', '.join(map(str, failed))}")
 
 
+def busy_cores(window: float = 0.25) -> float | None:
+    """How many cores other processes keep busy now: the machine's non-idle share of CPU time over ``window``
+    seconds (``/proc/stat``) times its cores. None where ``/proc/stat`` is missing.
+
+    The 1-minute load average lags: right after another job ends it still reads 1-1.5 on an idle 2-core machine,
+    and separation then ran on one thread 1.5x slower than on two (BENCHMARK.md)."""
+    import time
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as handle:
+            values = [int(value) for value in handle.readline().split()[1:9]]  # user .. steal, no guest time
+        return sum(values), values[3] + values[4]  # all, idle + iowait
+
+    try:
+        total, idle = sample()
+        time.sleep(window)
+        total_after, idle_after = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    elapsed = total_after - total
+    if elapsed <= 0:
+        return None
+    return (1 - (idle_after - idle) / elapsed) * (os.cpu_count() or 1)
+
+
 def _idle_cores() -> int:
-    """The cores other processes leave idle (usable cores minus the 1-minute load average, rounded), at least 1.
+    """The cores other processes leave idle (usable cores minus the busy ones, rounded), at least 1.
 
     PyTorch's OpenMP threads meet at a barrier after every parallel operation; when another process holds a
     core, the thread waiting for it stalls all the others (on a 2-core machine running a training job, 2
     threads were 7x slower than 1). Threads for idle cores only, and waiting threads that sleep instead of
-    spinning (``OMP_WAIT_POLICY=PASSIVE``), keep a busy machine from making separation slower than 1 thread."""
+    spinning (``OMP_WAIT_POLICY=PASSIVE``), keep a busy machine from making separation slower than 1 thread.
+    Busy cores are measured over a quarter second (:func:`busy_cores`); where that cannot be read, the 1-minute
+    load average stands in."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return cores
-    return max(1, min(cores, math.floor(cores - load + 0.5)))
+    busy = busy_cores()
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except OSError:
+            return cores
+    return max(1, min(cores, math.floor(cores - busy + 0.5)))
 
 
 def _separate_into(separator, path: Path, prompts: list[str], target: Path, names: list[str], residual: bool,

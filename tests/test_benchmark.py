@@ -67,6 +67,7 @@ def test_every_mode_trains_the_same_estimates_per_step():
         batches[name] = config.optim.batch_size
         assert config.optim.batch_size * per_item == plan.separations_per_step == 48
         assert config.data.items_per_epoch == plan.validate_every * config.optim.batch_size
+        assert config.data.validation_items == 100
     assert batches == {"unsupervised": 24, "weak": 8, "supervised": 24, "semi": 6, "weak_no_contrastive": 8,
                        "weak_no_consistency": 8}
     custom = BenchmarkPlan(out=Path("/tmp/unused"), separations_per_step=None)

@@ -252,11 +252,32 @@ def test_the_default_threads_are_the_idle_cores(inputs, tmp_path, monkeypatch, l
     chosen = []
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr("bisep.cli.busy_cores", lambda: None)  # the load average stands in
     monkeypatch.setattr(torch, "set_num_threads", chosen.append)
     assert run(["separate", str(inputs / "song.wav"), "-q", "x", "-o", str(tmp_path / "o"), "--model", "unittest"]) == 0
     assert run(["separate", str(inputs / "song.wav"), "-q", "x", "-o", str(tmp_path / "p"), "--model", "unittest",
                 "--jobs", "3"]) == 0
     assert chosen == [threads, 3]
+
+
+@pytest.mark.parametrize("busy, threads", [(0.05, 4), (1.4, 3), (3.9, 1)])
+def test_the_busy_cores_measured_now_win_over_the_lagging_load_average(inputs, tmp_path, monkeypatch, busy,
+                                                                       threads):
+    import os
+
+    import torch
+
+    from bisep.cli import busy_cores
+
+    chosen = []
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))  # a job that just ended
+    monkeypatch.setattr("bisep.cli.busy_cores", lambda: busy)
+    monkeypatch.setattr(torch, "set_num_threads", chosen.append)
+    assert run(["separate", str(inputs / "song.wav"), "-q", "x", "-o", str(tmp_path / "o"), "--model", "unittest"]) == 0
+    assert chosen == [threads]
+    measured = busy_cores(0.05)
+    assert measured is None or 0.0 <= measured <= (os.cpu_count() or 1) + 1e-9
 
 
 def test_staging_left_by_a_killed_run_is_removed_and_a_live_one_kept(inputs, tmp_path):
