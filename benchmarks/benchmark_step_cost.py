@@ -65,14 +65,11 @@ def main() -> None:
             costs[name] = (step, validation)
             print(f"| {name} | {config.optim.batch_size} | {step:.2f} | {validation:.1f} |", flush=True)
     costs.setdefault("weak_no_consistency", costs.get("weak", (0.0, 0.0)))  # same forward and backward as weak
-    for budget_name, budget in BUDGETS.items():
-        total = 0.0
-        for name in RUNS:
-            if name not in costs:
-                continue
-            seeds = min(budget.seeds, budget.ablation_seeds) if name.startswith("weak_no") else budget.seeds
-            step, validation = costs[name]
-            total += seeds * (budget.steps * step + (budget.steps // budget.validate_every + 1) * validation)
+    for budget_name in BUDGETS:
+        budget = BenchmarkPlan.from_budget(budget_name, Path("unused"))
+        validations = budget.steps // budget.validate_every + 1  # the trainer also validates at step 0
+        total = sum(budget.seeds_of(name) * (budget.steps * step + validations * validation)
+                    for name, (step, validation) in costs.items() if name in RUNS)
         print(f"budget {budget_name}: {budget.steps} steps, validation every {budget.validate_every}; predicted "
               f"training + validation {total / 60:.1f} min (evaluation and oracles on top)")
 

@@ -1,8 +1,8 @@
 """Wall time of `bisep separate` by thread setting: the default against `--jobs 1` and `--jobs 2` (issue #23).
 
 The default runs as many threads as other processes leave cores idle (measured over a quarter second), with
-passive OpenMP waits; the input is a generated stereo 44.1 kHz file, separated with one prompt. The settings run interleaved, each
-``--repeats`` times, so a change in the machine's background load falls on all of them; each run is a fresh
+passive OpenMP waits; the input is a generated stereo 44.1 kHz file, separated with one prompt. The settings run
+interleaved, each ``--repeats`` times, so a change in the machine's background load falls on all of them; each run is a fresh
 process (model loading included, as a user sees it) and reports the threads it ran with and the load average
 just before it started.
 

@@ -47,7 +47,7 @@ def score(folder: Path | str, lists: dict[str, Path], limit: int, work: Path, kn
     from bisep.model_folder import read_model_folder
     from bisep.separator.api import Separator
 
-    separator = Separator.from_pretrained(folder, device="cpu")
+    separator = None  # loaded only for a list not scored by an earlier invocation
     if isinstance(folder, Path):
         meta, _ = read_model_folder(folder)
         point = {"checkpoint": folder.name, "step": meta.get("provenance", {}).get("global_step")}
@@ -58,6 +58,7 @@ def score(folder: Path | str, lists: dict[str, Path], limit: int, work: Path, kn
         if (out / "results.json").is_file():  # scored by an earlier invocation
             result = json.loads((out / "results.json").read_text())
         else:
+            separator = separator or Separator.from_pretrained(folder, device="cpu")
             result = evaluate_separator(separator, compositions, out, oracles=False, jobs=1, limit=limit,
                                         examples=0, progress=False)
         records = json.loads((out / "results.json").read_text())["records"]

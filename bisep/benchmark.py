@@ -165,18 +165,17 @@ def run_config(plan: BenchmarkPlan, name: str, seed: int, corpus: Path, groundin
     return replace(config, data=replace(config.data, items_per_epoch=plan.validate_every * batch))
 
 
-def train_run(plan: BenchmarkPlan, name: str, seed: int, corpus: Path, grounding: str) -> tuple[Path, float, bool]:
-    """Train one separator (or reuse a finished one); returns its best checkpoint, training minutes and whether
-    it was reused."""
+def train_run(plan: BenchmarkPlan, name: str, seed: int, config) -> tuple[Path, float, bool]:
+    """Train one separator of ``config`` (:func:`run_config`), or reuse a finished one; returns its best
+    checkpoint, training minutes and whether it was reused."""
     from bisep.train.trainer import Trainer
 
-    out = plan.out / "runs" / f"{name}-seed{seed}"
+    out = Path(config.out)
     done = out / "summary.json"
     if done.is_file() and (out / "checkpoints" / "best" / "model.safetensors").is_file():
         summary = json.loads(done.read_text())
         _log(f"{name} seed {seed}: reusing {out}")
         return out / "checkpoints" / "best", summary["seconds"] / 60, True
-    config = run_config(plan, name, seed, corpus, grounding)
     steps = config.epochs * plan.validate_every
     _log(f"{name} seed {seed}: training {steps} steps of batch {config.optim.batch_size} "
          f"({RUNS[name][0]} {' '.join(RUNS[name][1])})")
@@ -314,10 +313,11 @@ def run_benchmark(plan: BenchmarkPlan) -> dict:
         for name in plan.runs:
             if seed >= plan.seeds_of(name):
                 continue
-            checkpoint, minutes, reused = train_run(plan, name, seed, corpus, grounding)
+            config = run_config(plan, name, seed, corpus, grounding)
+            checkpoint, minutes, reused = train_run(plan, name, seed, config)
             table["minutes"][f"{name}-seed{seed}"] = minutes
-            table["curves"][f"{name}-seed{seed}"] = validation_curve(plan.out / "runs" / f"{name}-seed{seed}")
-            table["batch"][name] = run_config(plan, name, seed, corpus, grounding).optim.batch_size
+            table["curves"][f"{name}-seed{seed}"] = validation_curve(Path(config.out))
+            table["batch"][name] = config.optim.batch_size
             if reused:
                 table["reused_runs"].append(f"{name}-seed{seed}")
             for compositions in ("test_2", "test_3"):

@@ -259,6 +259,8 @@ class SeparationStream:
         ``self._piece`` model-rate samples at a time; ``last`` flushes the resampler and ends the output."""
         pieces = [output[..., start:start + self._piece] for output in outputs if output.shape[1]
                   for start in range(0, output.shape[-1], self._piece)]
+        if last and not pieces:  # the resampler must still be flushed and the length fitted to the input's
+            pieces = [torch.zeros(self.channels, len(self.prompts), 0)]
         for index, piece in enumerate(pieces):
             finished = self._from_segments(piece, last=last and index == len(pieces) - 1)
             if finished.shape[-1]:
