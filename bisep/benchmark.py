@@ -107,6 +107,7 @@ def prepare_corpus(plan: BenchmarkPlan) -> Path:
     from bisep.data.corpus import CorpusOptions, build_corpus
     from bisep.data.sources import RenderResources
     from bisep.data.sources.general_midi import default_soundfonts
+    from bisep.data.sources.sample_banks import discover_banks
 
     folder = plan.corpus or plan.out / f"corpus-{plan.size}"
     if (folder / "manifest.json").is_file():
@@ -115,7 +116,8 @@ def prepare_corpus(plan: BenchmarkPlan) -> Path:
     if plan.corpus is not None:
         raise BisepError(f"{folder}: no corpus there (manifest.json missing)")
     _log(f"corpus: building --size {plan.size} into {folder}")
-    build_corpus(folder, CorpusOptions(size=plan.size, seed=0), RenderResources(default_soundfonts()),
+    # the recorded banks setup installed, as `bisep corpus build` uses them: the same corpus the grounding saw
+    build_corpus(folder, CorpusOptions(size=plan.size, seed=0), RenderResources(default_soundfonts(), discover_banks()),
                  jobs=max(1, plan.jobs), progress=False)
     return folder
 
@@ -123,6 +125,12 @@ def prepare_corpus(plan: BenchmarkPlan) -> Path:
 # the corpus the shipped builtin grounding model was trained on (docs/models.md): `corpus build --size small --seed 0`
 SHIPPED_GROUNDING_CORPUS = {"size": "small", "seed": 0, "sample_rate": 16000, "clip_seconds": 4.0,
                             "acoustics": "realistic"}
+SHIPPED_GROUNDING_BANKS = {  # the recorded banks that corpus was voiced with
+    *(f"hydrogen-{kit}" for kit in ("BJA_Pacific", "ColomboAcousticDrumkit", "Millo-Drums_v.1", "Millo_MultiLayered2",
+                                    "Millo_MultiLayered3", "rumpf_kit_z01_h2")),
+    *(f"tonejs-{name}" for name in ("cello", "clarinet", "flute", "guitar-acoustic", "guitar-nylon", "piano",
+                                    "saxophone", "trumpet", "tuba", "violin", "xylophone")),
+}
 
 
 def prepare_grounding(plan: BenchmarkPlan, corpus: Path) -> str:
@@ -131,8 +139,10 @@ def prepare_grounding(plan: BenchmarkPlan, corpus: Path) -> str:
     if plan.grounding:
         _log(f"grounding: {plan.grounding} (as given)")
         return plan.grounding
-    options = json.loads((corpus / "manifest.json").read_text()).get("options", {})
-    if all(options.get(key) == value for key, value in SHIPPED_GROUNDING_CORPUS.items()):
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    options = manifest.get("options", {})
+    if (all(options.get(key) == value for key, value in SHIPPED_GROUNDING_CORPUS.items())
+            and set(manifest.get("sample_banks", {})) == SHIPPED_GROUNDING_BANKS):
         _log("grounding: the shipped builtin model (trained on this corpus's grounding split)")
         return "builtin"
     folder = plan.out / "grounding"

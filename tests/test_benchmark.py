@@ -126,3 +126,23 @@ def test_curves_are_plotted(tmp_path):
     assert plot_curves({"x-seed0": curves["supervised-seed0"][:1]}, tmp_path / "d.png") is None
     assert plateau_gain(curves["supervised-seed0"]) == pytest.approx(0.2)
     assert plateau_gain([]) is None
+
+
+def _corpus_with(folder, options, banks):
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"options": options, "sample_banks": {b: {} for b in banks}}))
+    return folder
+
+
+def test_shipped_grounding_only_for_the_corpus_it_was_trained_on(tmp_path):
+    from bisep.benchmark import (SHIPPED_GROUNDING_BANKS, SHIPPED_GROUNDING_CORPUS, BenchmarkPlan,
+                                 prepare_grounding)
+
+    plan = BenchmarkPlan(out=tmp_path / "bench")
+    (plan.out / "grounding").mkdir(parents=True)
+    (plan.out / "grounding" / "model.safetensors").write_bytes(b"")  # a model trained here before: reused
+    same = _corpus_with(tmp_path / "same", dict(SHIPPED_GROUNDING_CORPUS), SHIPPED_GROUNDING_BANKS)
+    assert prepare_grounding(plan, same) == "builtin"
+    # same options, but voiced without the recorded banks: another world, so not the shipped model
+    unvoiced = _corpus_with(tmp_path / "unvoiced", dict(SHIPPED_GROUNDING_CORPUS), [])
+    assert prepare_grounding(plan, unvoiced) == str(plan.out / "grounding")
