@@ -107,6 +107,7 @@ def prepare_corpus(plan: BenchmarkPlan) -> Path:
     from bisep.data.corpus import CorpusOptions, build_corpus
     from bisep.data.sources import RenderResources
     from bisep.data.sources.general_midi import default_soundfonts
+    from bisep.data.sources.field_recordings import discover_recordings
     from bisep.data.sources.sample_banks import discover_banks
 
     folder = plan.corpus or plan.out / f"corpus-{plan.size}"
@@ -116,15 +117,16 @@ def prepare_corpus(plan: BenchmarkPlan) -> Path:
     if plan.corpus is not None:
         raise BisepError(f"{folder}: no corpus there (manifest.json missing)")
     _log(f"corpus: building --size {plan.size} into {folder}")
-    # the recorded banks setup installed, as `bisep corpus build` uses them: the same corpus the grounding saw
-    build_corpus(folder, CorpusOptions(size=plan.size, seed=0), RenderResources(default_soundfonts(), discover_banks()),
-                 jobs=max(1, plan.jobs), progress=False)
+    # the recorded banks and field recordings setup installed, as `bisep corpus build` uses them
+    resources = RenderResources(default_soundfonts(), discover_banks(), discover_recordings())
+    build_corpus(folder, CorpusOptions(size=plan.size, seed=0), resources, jobs=max(1, plan.jobs), progress=False)
     return folder
 
 
 # the corpus the shipped builtin grounding model was trained on (docs/models.md): `corpus build --size small --seed 0`
 SHIPPED_GROUNDING_CORPUS = {"size": "small", "seed": 0, "sample_rate": 16000, "clip_seconds": 4.0,
                             "acoustics": "realistic"}
+SHIPPED_GROUNDING_RECORDINGS: set[str] = set()  # the packages of its field recordings
 SHIPPED_GROUNDING_BANKS = {  # the recorded banks that corpus was voiced with
     *(f"hydrogen-{kit}" for kit in ("BJA_Pacific", "ColomboAcousticDrumkit", "Millo-Drums_v.1", "Millo_MultiLayered2",
                                     "Millo_MultiLayered3", "rumpf_kit_z01_h2")),
@@ -142,7 +144,8 @@ def prepare_grounding(plan: BenchmarkPlan, corpus: Path) -> str:
     manifest = json.loads((corpus / "manifest.json").read_text())
     options = manifest.get("options", {})
     if (all(options.get(key) == value for key, value in SHIPPED_GROUNDING_CORPUS.items())
-            and set(manifest.get("sample_banks", {})) == SHIPPED_GROUNDING_BANKS):
+            and set(manifest.get("sample_banks", {})) == SHIPPED_GROUNDING_BANKS
+            and set(manifest.get("field_recordings", {})) == SHIPPED_GROUNDING_RECORDINGS):
         _log("grounding: the shipped builtin model (trained on this corpus's grounding split)")
         return "builtin"
     folder = plan.out / "grounding"

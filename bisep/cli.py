@@ -48,8 +48,10 @@ def grounding() -> None:
 @click.option("--samples", "sample_root", type=click.Path(path_type=Path),
               help="Folder of the npm sample packages (default: $BISEP_SAMPLES or ~/.local/share/bisep/samples).")
 @click.option("--no-samples", is_flag=True, help="Voice instruments with soundfonts only (no recorded banks).")
+@click.option("--no-recordings", is_flag=True,
+              help="Leave out the field recordings (animals, vehicles, weather, foley from Debian packages).")
 def corpus_build(out, size, seed, soundfonts, jobs, with_stems, sample_rate, clip_seconds, overwrite, acoustics,
-                 sample_root, no_samples) -> None:
+                 sample_root, no_samples, no_recordings) -> None:
     """Render the built-in corpus of captioned natural mixtures (offline, deterministic for a seed)."""
     import time
 
@@ -57,6 +59,7 @@ def corpus_build(out, size, seed, soundfonts, jobs, with_stems, sample_rate, cli
     from bisep.data.reserved import refuse_reserved
     from bisep.data.sources import RenderResources
     from bisep.data.sources.general_midi import default_soundfonts, load_soundfonts
+    from bisep.data.sources.field_recordings import discover_recordings
     from bisep.data.sources.sample_banks import discover_banks
 
     options = CorpusOptions(size=size, seed=seed, sample_rate=sample_rate, clip_seconds=clip_seconds,
@@ -64,7 +67,9 @@ def corpus_build(out, size, seed, soundfonts, jobs, with_stems, sample_rate, cli
     fonts = load_soundfonts(list(soundfonts)) if soundfonts else default_soundfonts()
     banks = {} if no_samples else discover_banks(refuse_reserved(sample_root) if sample_root else None)
     started = time.perf_counter()
-    manifest = build_corpus(out, options, RenderResources(fonts, banks), jobs=max(1, jobs), overwrite=overwrite)
+    recordings = {} if no_recordings else discover_recordings()
+    manifest = build_corpus(out, options, RenderResources(fonts, banks, recordings), jobs=max(1, jobs),
+                            overwrite=overwrite)
     counts = ", ".join(f"{split} {stats['clips']}" for split, stats in manifest["stats"].items())
     print(f"wrote {out}: {len(manifest['classes'])} classes; clips: {counts} "
           f"({time.perf_counter() - started:.0f} s)")

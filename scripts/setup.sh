@@ -17,9 +17,11 @@ fi
 # `bisep serve` (skipped without them). The validation sets (`bisep data realval`, `bisep data soundfont-val`;
 # never used in training) read real recordings from alsa-utils, avldrums.lv2-soundfont, freepats and
 # openttd-opensfx, and the held-out General MIDI soundfont of csound-soundfont. hydrogen-drumkits gives the
-# training corpus recorded acoustic drum kits.
+# training corpus recorded acoustic drum kits; the game and education data packages after it give its field
+# recordings (animals, vehicles, weather, foley: bisep.data.sources.field_recordings; about 600 MB).
 debian_packages=(fluid-soundfont-gm ffmpeg chromium chromium-driver hydrogen-drumkits
-                 alsa-utils avldrums.lv2-soundfont freepats openttd-opensfx csound-soundfont)
+                 alsa-utils avldrums.lv2-soundfont freepats openttd-opensfx csound-soundfont
+                 tuxpaint-stamps-default searchandrescue-data ufoai-sound wesnoth-1.16-data megaglest-data)
 missing=()
 if command -v dpkg >/dev/null 2>&1; then
   for package in "${debian_packages[@]}"; do

@@ -31,7 +31,7 @@ from bisep.data.acoustics import (apply_mixture_acoustics, apply_source_acoustic
                                   plan_source_acoustics)
 from bisep.data.captions import CaptionSource, compose_caption
 from bisep.data.format import ANNOTATIONS_FORMAT, write_dataset
-from bisep.data.sources import RenderResources, SoundClass, renderers
+from bisep.data.sources import RenderResources, SoundClass, field_recordings, renderers
 from bisep.errors import BisepError, SourceUnavailable
 from bisep.files import replace_folder, sha256_file, slug
 
@@ -108,7 +108,8 @@ def available_classes(resources: RenderResources) -> tuple[list[CorpusClass], di
         if reason:
             skipped[name] = reason
             continue
-        classes.extend(CorpusClass(sound, name) for sound in module.CLASSES)
+        available = module.classes_available(resources) if hasattr(module, "classes_available") else module.CLASSES
+        classes.extend(CorpusClass(sound, name) for sound in available)
     return classes, skipped
 
 
@@ -149,11 +150,11 @@ class Planner:
             else:
                 duration = float(rng.uniform(max(1.5, 0.4 * seconds), seconds))
                 onset = float(rng.uniform(0.0, seconds - duration))
-            recipe = self._draw_recipe(corpus_class, round(duration, 3), split, rng)
+            renderer, recipe = self._draw_recipe(corpus_class, round(duration, 3), split, rng)
             sources.append({
                 "label": corpus_class.sound.name,
                 "family": corpus_class.sound.family,
-                "renderer": corpus_class.renderer,
+                "renderer": renderer,
                 "phrase": str(rng.choice(corpus_class.sound.phrasings)),
                 "onset": round(onset, 3),
                 "offset": round(onset + recipe["duration"], 3),
@@ -172,17 +173,25 @@ class Planner:
         }
 
     def _draw_recipe(self, corpus_class: CorpusClass, duration: float, split: str, rng: np.random.Generator):
-        module = self.modules[corpus_class.renderer]
+        """``(renderer, recipe)``: a class another family voices is played from field recordings for a share of
+        its renders when recordings of it are installed (no draw otherwise, so corpora without them keep their
+        plans)."""
+        name, renderer = corpus_class.sound.name, corpus_class.renderer
+        recorded = self.modules["field_recordings"]
+        if renderer != "field_recordings" and recorded.voices(name, self.resources):
+            renderer = "field_recordings" if rng.random() < recorded.RECORDED_SHARE else renderer
+        module = self.modules[renderer]
         for _ in range(100):
-            if corpus_class.renderer == "general_midi":
-                recipe = module.plan(corpus_class.sound.name, rng, duration,
-                                     soundfonts=module.voicings(corpus_class.sound.name, self.resources))
+            if renderer == "general_midi":
+                recipe = module.plan(name, rng, duration, soundfonts=module.voicings(name, self.resources))
+            elif renderer == "field_recordings":
+                recipe = module.plan(name, rng, duration, recordings=self.resources.recordings[name], split=split)
             else:
-                recipe = module.plan(corpus_class.sound.name, rng, duration)
+                recipe = module.plan(name, rng, duration)
             fingerprint = module.recipe_fingerprint(recipe)
             owner = self.fingerprint_split.setdefault(fingerprint, split)
             if owner == split:
-                return recipe
+                return renderer, recipe
         raise BisepError(f"could not draw a {corpus_class.sound.name} render unseen in other splits")
 
 
@@ -321,6 +330,7 @@ def _build_into(folder: Path, options: CorpusOptions, resources: RenderResources
         "soundfonts": {name: sha256_file(path) for name, path in sorted(resources.soundfonts.items())},
         "sample_banks": {name: {"package": bank.package, "version": bank.version, "licence": bank.licence}
                          for name, bank in sorted(resources.sample_banks.items())},
+        "field_recordings": field_recordings.provenance(resources.recordings),
         "skipped_families": skipped,
         "stats": _statistics(plans, levels),
     }

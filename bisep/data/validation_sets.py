@@ -43,6 +43,7 @@ from bisep.data.debian import package_owner, package_version
 from bisep.data.format import ANNOTATIONS_FORMAT, write_dataset
 from bisep.data.gus_patch import play_note, read_patch
 from bisep.data.reserved import refuse_reserved
+from bisep.data.sources import field_recordings
 from bisep.errors import BisepError, SourceUnavailable
 from bisep.files import replace_folder, sha256_file
 
@@ -53,7 +54,7 @@ EDGE_FADE_SECONDS = 0.01  # raised-cosine fade where a recording is cut, so the 
 COMPOSITIONS = {2: 150, 3: 100}  # composition lists valid_k and their lengths
 
 TRAINING_PACKAGES = ("hydrogen-drumkits", "hydrogen-drumkits-effects", "fluid-soundfont-gm", "timgm6mb-soundfont",
-                     "espeak-ng-data", "espeak-ng", "node-tonejs-instrument-*")
+                     "espeak-ng-data", "espeak-ng", "node-tonejs-instrument-*", *field_recordings.PACKAGES)
 TRAINING_PATHS = ("*/hydrogen/data/drumkits/*", "*fluidr3_gm*", "*timgm6mb*", "*espeak-ng-data*",
                   "*tonejs-instrument-*")
 

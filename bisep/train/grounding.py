@@ -34,7 +34,7 @@ from torch import nn
 from bisep.audio import load_audio
 from bisep.data.format import Dataset
 from bisep.evaluate.grounding import class_embeddings, embed_audio, rms
-from bisep.grounding.builtin import BuiltinGrounding, BuiltinGroundingConfig
+from bisep.grounding.builtin import BuiltinGrounding, BuiltinGroundingConfig, load_builtin
 from bisep.losses import class_ranking_loss, multi_positive_infonce
 from bisep.train.rewording import reword
 
@@ -59,6 +59,9 @@ class GroundingTrainingConfig:
     seed: int = 0
     validate_every: int = 300
     threads: int = 2
+    # a built-in grounding model folder to start from (its model config replaces the given one): fine-tuning on a
+    # grown corpus keeps the embedding space a separator trained against the old model already conditions on
+    init: str = ""
 
 
 @dataclass
@@ -212,7 +215,13 @@ def train_grounding(
     valid = load_split(dataset, "valid", seen)
     log(f"loaded {len(train.captions)} grounding clips and {len(valid.captions)} valid clips "
         f"({time.perf_counter() - started:.0f} s)")
-    model = BuiltinGrounding(model_config)
+    if config.init:
+        start = load_builtin(config.init)
+        model = BuiltinGrounding(start.config)
+        model.load_state_dict(start.state_dict())
+        log(f"starting from {config.init}")
+    else:
+        model = BuiltinGrounding(model_config)
     trainable = [p for name, p in model.named_parameters() if not name.startswith("text.")]
     optimiser = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     warmup = max(1, config.steps // 20)

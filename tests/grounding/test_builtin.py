@@ -130,6 +130,19 @@ def test_training_and_evaluation_end_to_end(tiny_corpus, tmp_path, capsys):
     assert "zero_shot_top1_seen" in capsys.readouterr().out
 
 
+def test_training_can_start_from_a_trained_model(tiny_corpus, tmp_path):
+    first = GroundingTrainingConfig(steps=2, batch_size=8, validate_every=2, seed=1)
+    train_grounding(tiny_corpus, tmp_path / "g", first, SMALL, log=lambda *_: None)
+    still = GroundingTrainingConfig(steps=2, batch_size=8, validate_every=2, seed=2, learning_rate=0.0,
+                                    init=str(tmp_path / "g"))
+    train_grounding(tiny_corpus, tmp_path / "again", still, log=lambda *_: None)  # its model config: the start's
+    start, again = load_grounding(tmp_path / "g"), load_grounding(tmp_path / "again")
+    for (name, value), (_, other) in zip(start.named_parameters(), again.named_parameters()):
+        assert torch.equal(value, other), name  # learning rate 0: the weights it started from (BN statistics move)
+    with pytest.raises(BisepError):
+        train_grounding(tiny_corpus, tmp_path / "x", GroundingTrainingConfig(steps=1, init=str(tmp_path / "none")))
+
+
 def test_cli_errors(tmp_path, capsys):
     assert run(["grounding", "evaluate", "--corpus", str(tmp_path), "--grounding", str(tmp_path / "none")]) == 2
     assert "not found" in capsys.readouterr().err

@@ -9,6 +9,8 @@ Every family module exposes the same contract so the corpus generator can treat 
 - ``render(recipe, sample_rate, resources) -> np.ndarray``: a pure function of the recipe; float32 mono of
   exactly ``round(recipe["duration"] * sample_rate)`` samples, peak <= 1, not silent.
 - ``unavailable_reason(resources) -> str | None``: why this family cannot render here, or None.
+- optionally ``classes_available(resources)``: the part of ``CLASSES`` that renders here, when that depends on
+  what is installed (``field_recordings``).
 """
 
 from __future__ import annotations
@@ -37,13 +39,16 @@ class SoundClass:
 @dataclass(frozen=True)
 class RenderResources:
     """What rendering may need from the machine: soundfont files by name (file stem) for General MIDI, and the
-    banks of recorded instruments (``sample_banks.SampleBank`` by name) that voice the same performances."""
+    banks of recorded instruments (``sample_banks.SampleBank`` by name) that voice the same performances, and the
+    field recordings by class (``field_recordings.Recording`` tuples) that voice their own classes and part of the
+    renders of other families' classes of the same name."""
 
     soundfonts: dict[str, Path] = field(default_factory=dict)
     sample_banks: dict = field(default_factory=dict)
+    recordings: dict = field(default_factory=dict)
 
 
-RENDERER_MODULES = ("general_midi", "speech", "procedural")
+RENDERER_MODULES = ("general_midi", "speech", "procedural", "field_recordings")
 
 
 def renderers() -> dict[str, ModuleType]:
