@@ -7,6 +7,7 @@ never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -135,6 +136,11 @@ def _check_value(kind: Any, value: Any, where: str, problems: list[str]) -> Any:
             return None
         return dict(value)
     if kind is float:
+        if isinstance(value, str):  # PyYAML reads "3e-4" (no dot) as a string: YAML 1.1's float needs one
+            try:
+                value = float(value) if math.isfinite(float(value)) else value
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             problems.append(f"{where} must be a number, got {value!r}")
             return None

@@ -59,3 +59,14 @@ def test_bad_files(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(Example, tmp_path / "list.yaml")
+
+
+def test_exponent_notation_without_a_dot_is_a_number(tmp_path):
+    # PyYAML (YAML 1.1) reads 3e-4 as a string; users write it in overrides and config files alike
+    path = tmp_path / "c.yaml"
+    path.write_text("name: demo\noptimiser:\n  lr: 1e-3\n")
+    assert load_config(Example, path).optimiser.lr == pytest.approx(1e-3)
+    assert load_config(Example, None, ["name=x", "optimiser.lr=5e-4"]).optimiser.lr == pytest.approx(5e-4)
+    for bad in ("nan", "inf", "5e-4x"):
+        with pytest.raises(ConfigError, match="must be a number"):
+            load_config(Example, None, ["name=x", f"optimiser.lr={bad}"])
