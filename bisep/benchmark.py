@@ -117,8 +117,10 @@ def prepare_corpus(plan: BenchmarkPlan) -> Path:
     if plan.corpus is not None:
         raise BisepError(f"{folder}: no corpus there (manifest.json missing)")
     _log(f"corpus: building --size {plan.size} into {folder}")
-    # the recorded banks and field recordings setup installed, as `bisep corpus build` uses them
-    resources = RenderResources(default_soundfonts(), discover_banks(), discover_recordings())
+    # the recorded banks setup installed, as `bisep corpus build` uses them; field recordings only once the shipped
+    # grounding model was trained with them (until then the benchmark stays in the world that model knows)
+    recordings = discover_recordings() if SHIPPED_GROUNDING_RECORDINGS else {}
+    resources = RenderResources(default_soundfonts(), discover_banks(), recordings)
     build_corpus(folder, CorpusOptions(size=plan.size, seed=0), resources, jobs=max(1, plan.jobs), progress=False)
     return folder
 
