@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import soxr
 from bisep.data.debian import package_version
 from bisep.data.reserved import refuse_reserved
 from bisep.data.sources import RenderResources, SoundClass
+from bisep.data.sources.procedural import recipe_fingerprint  # noqa: F401 (the family contract; same hash)
 from bisep.errors import SourceUnavailable
 
 FAMILY = "field_recordings"
@@ -313,12 +313,6 @@ def render(recipe: dict, sample_rate: int, resources: RenderResources | None = N
     if peak < 1e-5:
         raise SourceUnavailable(f"field recordings render silence for {recipe['class']}")
     return (out * (PEAK / peak)).astype(np.float32)
-
-
-def recipe_fingerprint(recipe: dict) -> str:
-    """Stable 16-hex-digit hash of a recipe: the corpus keeps one render out of two splits."""
-    canonical = json.dumps(recipe, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 # Reading -----------------------------------------------------------------------------------------------------
