@@ -192,6 +192,19 @@ def resample_numpy(array: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
     return soxr.resample(np.ascontiguousarray(array.T), rate, new_rate, quality="VHQ").T
 
 
+def fade_edges(audio: np.ndarray, samples: int) -> np.ndarray:
+    """A copy of 1-D ``audio`` with raised-cosine fades of ``samples`` at both ends (at most half its length each),
+    so a piece cut from a longer recording starts and ends without a click."""
+    samples = min(samples, audio.size // 2)
+    if samples < 1:
+        return audio.copy()
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, samples))
+    audio = audio.copy()
+    audio[:samples] *= ramp
+    audio[-samples:] *= ramp[::-1]
+    return audio
+
+
 def peak_db(array: np.ndarray | torch.Tensor) -> float:
     peak = float(np.abs(np.asarray(array)).max()) if np.asarray(array).size else 0.0
     return 20.0 * math.log10(peak) if peak > 0 else -math.inf

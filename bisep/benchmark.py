@@ -117,24 +117,22 @@ def prepare_corpus(plan: BenchmarkPlan) -> Path:
     if plan.corpus is not None:
         raise BisepError(f"{folder}: no corpus there (manifest.json missing)")
     _log(f"corpus: building --size {plan.size} into {folder}")
-    # the recorded banks setup installed, as `bisep corpus build` uses them; field recordings only once the shipped
-    # grounding model was trained with them (until then the benchmark stays in the world that model knows)
-    recordings = discover_recordings() if SHIPPED_GROUNDING_RECORDINGS else {}
+    # the recorded banks setup installed, as `bisep corpus build` uses them; field recordings only when the shipped
+    # grounding model heard them (else the benchmark stays in the world that model knows)
+    world = shipped_grounding_world()
+    recordings = discover_recordings() if world is None or world["field_recordings"] else {}
     resources = RenderResources(default_soundfonts(), discover_banks(), recordings)
     build_corpus(folder, CorpusOptions(size=plan.size, seed=0), resources, jobs=max(1, plan.jobs), progress=False)
     return folder
 
 
-# the corpus the shipped builtin grounding model was trained on (docs/models.md): `corpus build --size small --seed 0`
-SHIPPED_GROUNDING_CORPUS = {"size": "small", "seed": 0, "sample_rate": 16000, "clip_seconds": 4.0,
-                            "acoustics": "realistic"}
-SHIPPED_GROUNDING_RECORDINGS: set[str] = set()  # the packages of its field recordings
-SHIPPED_GROUNDING_BANKS = {  # the recorded banks that corpus was voiced with
-    *(f"hydrogen-{kit}" for kit in ("BJA_Pacific", "ColomboAcousticDrumkit", "Millo-Drums_v.1", "Millo_MultiLayered2",
-                                    "Millo_MultiLayered3", "rumpf_kit_z01_h2")),
-    *(f"tonejs-{name}" for name in ("cello", "clarinet", "flute", "guitar-acoustic", "guitar-nylon", "piano",
-                                    "saxophone", "trumpet", "tuba", "violin", "xylophone")),
-}
+def shipped_grounding_world() -> dict | None:
+    """The world (:func:`bisep.data.corpus.corpus_world`) the shipped grounding model was trained on, from its
+    provenance; None when it does not say."""
+    from bisep.pretrained import asset_folder
+
+    config = json.loads((asset_folder("grounding", "builtin") / "config.json").read_text())
+    return config.get("provenance", {}).get("world")
 
 
 def prepare_grounding(plan: BenchmarkPlan, corpus: Path) -> str:
@@ -143,11 +141,11 @@ def prepare_grounding(plan: BenchmarkPlan, corpus: Path) -> str:
     if plan.grounding:
         _log(f"grounding: {plan.grounding} (as given)")
         return plan.grounding
+    from bisep.data.corpus import corpus_world
+
     manifest = json.loads((corpus / "manifest.json").read_text())
-    options = manifest.get("options", {})
-    if (all(options.get(key) == value for key, value in SHIPPED_GROUNDING_CORPUS.items())
-            and set(manifest.get("sample_banks", {})) == SHIPPED_GROUNDING_BANKS
-            and set(manifest.get("field_recordings", {})) == SHIPPED_GROUNDING_RECORDINGS):
+    shipped = shipped_grounding_world()
+    if shipped is not None and corpus_world(manifest) == shipped:
         _log("grounding: the shipped builtin model (trained on this corpus's grounding split)")
         return "builtin"
     folder = plan.out / "grounding"

@@ -466,16 +466,17 @@ def separate(inputs, prompts, out, model, grounding, device, segment, overlap, r
     """
     import warnings
 
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP threads: see _idle_cores
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP threads: see idle_cores
     import torch
     from tqdm import tqdm
 
     from bisep.audio import READABLE_SUFFIXES
     from bisep.files import mirrored_folders, output_stems
     from bisep.grounding.base import check_prompts
+    from bisep.cores import idle_cores
     from bisep.separator.api import Separator
 
-    torch.set_num_threads(jobs or _idle_cores())
+    torch.set_num_threads(jobs or idle_cores())
 
     prompts = check_prompts(list(prompts))
     files = _expand_inputs(inputs, READABLE_SUFFIXES)
@@ -500,50 +501,6 @@ def separate(inputs, prompts, out, model, grounding, device, segment, overlap, r
         print(f"{path}: {result.samples / result.sample_rate:.1f} s, {len(prompts)} prompt(s) -> {target}")
     if failed:
         raise BisepError(f"{len(failed)} of {len(files)} inputs failed: {', '.join(map(str, failed))}")
-
-
-def busy_cores(window: float = 0.25) -> float | None:
-    """How many cores other processes keep busy now: the machine's non-idle share of CPU time over ``window``
-    seconds (``/proc/stat``) times its cores. None where ``/proc/stat`` is missing.
-
-    The 1-minute load average lags: right after another job ends it still reads 1-1.5 on an idle 2-core machine,
-    and separation then ran on one thread 1.5x slower than on two (BENCHMARK.md)."""
-    import time
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as handle:
-            values = [int(value) for value in handle.readline().split()[1:9]]  # user .. steal, no guest time
-        return sum(values), values[3] + values[4]  # all, idle + iowait
-
-    try:
-        total, idle = sample()
-        time.sleep(window)
-        total_after, idle_after = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    elapsed = total_after - total
-    if elapsed <= 0:
-        return None
-    return (1 - (idle_after - idle) / elapsed) * (os.cpu_count() or 1)
-
-
-def _idle_cores() -> int:
-    """The cores other processes leave idle (usable cores minus the busy ones, rounded), at least 1.
-
-    PyTorch's OpenMP threads meet at a barrier after every parallel operation; when another process holds a
-    core, the thread waiting for it stalls all the others (on a 2-core machine running a training job, 2
-    threads were 7x slower than 1). Threads for idle cores only, and waiting threads that sleep instead of
-    spinning (``OMP_WAIT_POLICY=PASSIVE``), keep a busy machine from making separation slower than 1 thread.
-    Busy cores are measured over a quarter second (:func:`busy_cores`); where that cannot be read, the 1-minute
-    load average stands in."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    busy = busy_cores()
-    if busy is None:
-        try:
-            busy = os.getloadavg()[0]
-        except OSError:
-            return cores
-    return max(1, min(cores, math.floor(cores - busy + 0.5)))
 
 
 def _separate_into(separator, path: Path, prompts: list[str], target: Path, names: list[str], residual: bool,
@@ -647,12 +604,16 @@ def warn(message: str) -> None:
               help="Separations that may wait; past that the server answers busy.")
 @click.option("--keep-minutes", type=float, default=60.0, show_default=True,
               help="Delete a separation's files this long after it finished.")
-def serve_command(host, port, model, device, max_upload_mb, max_seconds, queue_size, keep_minutes) -> None:
+@click.option("--jobs", type=click.IntRange(min=1),
+              help="CPU threads a separation runs on (default: the cores other processes leave idle when it "
+                   "starts, at least 1).")
+def serve_command(host, port, model, device, max_upload_mb, max_seconds, queue_size, keep_minutes, jobs) -> None:
     """A web page (and JSON API) to separate uploaded audio by text prompts, on this machine."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP threads: see idle_cores
     from bisep.serve.app import Settings, serve
 
     serve(Settings(model=model, device=device, max_upload_mb=max_upload_mb, max_seconds=max_seconds,
-                   queue_size=queue_size, keep_minutes=keep_minutes, host=host), host=host, port=port)
+                   queue_size=queue_size, keep_minutes=keep_minutes, host=host, threads=jobs), host=host, port=port)
 
 
 @app.command()

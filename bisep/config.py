@@ -144,6 +144,9 @@ def _check_value(kind: Any, value: Any, where: str, problems: list[str]) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             problems.append(f"{where} must be a number, got {value!r}")
             return None
+        if not math.isfinite(value):  # YAML's .nan and .inf: a loss weight of NaN trains silently to NaN
+            problems.append(f"{where} must be a finite number, got {value!r}")
+            return None
         return float(value)
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):

@@ -128,21 +128,35 @@ def test_curves_are_plotted(tmp_path):
     assert plateau_gain([]) is None
 
 
-def _corpus_with(folder, options, banks):
+def _corpus_with(folder, manifest, **changes):
     folder.mkdir(parents=True)
-    (folder / "manifest.json").write_text(json.dumps({"options": options, "sample_banks": {b: {} for b in banks}}))
+    (folder / "manifest.json").write_text(json.dumps({**manifest, **changes}))
     return folder
 
 
+def _shipped_world_manifest():
+    """A corpus manifest with exactly the world the shipped grounding model records."""
+    from bisep.benchmark import shipped_grounding_world
+
+    world = shipped_grounding_world()
+    return {"options": {**world["options"], "with_stems": False}, "soundfonts": world["soundfonts"],
+            "sample_banks": {name: {} for name in world["sample_banks"]},
+            "field_recordings": {name: {} for name in world["field_recordings"]}}
+
+
 def test_shipped_grounding_only_for_the_corpus_it_was_trained_on(tmp_path):
-    from bisep.benchmark import (SHIPPED_GROUNDING_BANKS, SHIPPED_GROUNDING_CORPUS, BenchmarkPlan,
-                                 prepare_grounding)
+    from bisep.benchmark import BenchmarkPlan, prepare_grounding
 
     plan = BenchmarkPlan(out=tmp_path / "bench")
     (plan.out / "grounding").mkdir(parents=True)
     (plan.out / "grounding" / "model.safetensors").write_bytes(b"")  # a model trained here before: reused
-    same = _corpus_with(tmp_path / "same", dict(SHIPPED_GROUNDING_CORPUS), SHIPPED_GROUNDING_BANKS)
-    assert prepare_grounding(plan, same) == "builtin"
-    # same options, but voiced without the recorded banks: another world, so not the shipped model
-    unvoiced = _corpus_with(tmp_path / "unvoiced", dict(SHIPPED_GROUNDING_CORPUS), [])
+    shipped = _shipped_world_manifest()
+    assert shipped["options"]["size"] == "small" and shipped["sample_banks"]
+    assert prepare_grounding(plan, _corpus_with(tmp_path / "same", shipped)) == "builtin"
+    # the same options, but voiced without the recorded banks or with other recordings: another world
+    unvoiced = _corpus_with(tmp_path / "unvoiced", shipped, sample_banks={})
     assert prepare_grounding(plan, unvoiced) == str(plan.out / "grounding")
+    other = _corpus_with(tmp_path / "other", shipped, field_recordings={"some-package": {}, **shipped["field_recordings"]})
+    assert prepare_grounding(plan, other) == str(plan.out / "grounding")
+    seeded = _corpus_with(tmp_path / "seeded", shipped, options={**shipped["options"], "seed": 1})
+    assert prepare_grounding(plan, seeded) == str(plan.out / "grounding")

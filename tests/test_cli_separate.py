@@ -252,7 +252,7 @@ def test_the_default_threads_are_the_idle_cores(inputs, tmp_path, monkeypatch, l
     chosen = []
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
-    monkeypatch.setattr("bisep.cli.busy_cores", lambda: None)  # the load average stands in
+    monkeypatch.setattr("bisep.cores.busy_cores", lambda: None)  # the load average stands in
     monkeypatch.setattr(torch, "set_num_threads", chosen.append)
     assert run(["separate", str(inputs / "song.wav"), "-q", "x", "-o", str(tmp_path / "o"), "--model", "unittest"]) == 0
     assert run(["separate", str(inputs / "song.wav"), "-q", "x", "-o", str(tmp_path / "p"), "--model", "unittest",
@@ -267,12 +267,12 @@ def test_the_busy_cores_measured_now_win_over_the_lagging_load_average(inputs, t
 
     import torch
 
-    from bisep.cli import busy_cores
+    from bisep.cores import busy_cores
 
     chosen = []
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))  # a job that just ended
-    monkeypatch.setattr("bisep.cli.busy_cores", lambda: busy)
+    monkeypatch.setattr("bisep.cores.busy_cores", lambda: busy)
     monkeypatch.setattr(torch, "set_num_threads", chosen.append)
     assert run(["separate", str(inputs / "song.wav"), "-q", "x", "-o", str(tmp_path / "o"), "--model", "unittest"]) == 0
     assert chosen == [threads]

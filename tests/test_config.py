@@ -70,3 +70,13 @@ def test_exponent_notation_without_a_dot_is_a_number(tmp_path):
     for bad in ("nan", "inf", "5e-4x"):
         with pytest.raises(ConfigError, match="must be a number"):
             load_config(Example, None, ["name=x", f"optimiser.lr={bad}"])
+
+
+def test_yaml_nan_and_infinity_are_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    for bad in (".nan", ".inf", "-.inf"):
+        path.write_text(f"name: demo\noptimiser:\n  lr: {bad}\n")
+        with pytest.raises(ConfigError, match="optimiser.lr must be a finite number"):
+            load_config(Example, path)
+        with pytest.raises(ConfigError, match="must be a finite number"):
+            load_config(Example, None, ["name=x", f"optimiser.lr={bad}"])

@@ -60,6 +60,20 @@ SOURCES_PER_CLIP = {"grounding": ((1, 2, 3), (0.4, 0.4, 0.2)), "train": ((2, 3),
 REFERENCE_RMS_DB = -20.0
 ACOUSTICS = ("realistic", "dry")
 
+# the options that decide what a corpus sounds like (not whether stems were written beside it)
+WORLD_OPTIONS = ("size", "seed", "sample_rate", "clip_seconds", "acoustics", "reverb_probability", "noise_probability")
+
+
+def corpus_world(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What a model trained on a corpus has heard, from the corpus's manifest: the options that shape its sound
+    and the soundfonts, recorded banks and field-recording packages it was voiced with. Recorded in a grounding
+    model's provenance, so the benchmark can tell whether a corpus is the one that model was trained on."""
+    options = manifest.get("options", {})
+    return {"options": {key: options.get(key) for key in WORLD_OPTIONS},
+            "soundfonts": dict(sorted(manifest.get("soundfonts", {}).items())),
+            "sample_banks": sorted(manifest.get("sample_banks", {})),
+            "field_recordings": sorted(manifest.get("field_recordings", {}))}
+
 
 @dataclass(frozen=True)
 class CorpusOptions:

@@ -38,7 +38,7 @@ import soundfile
 import soxr
 
 from bisep.version import __version__
-from bisep.audio import save_audio
+from bisep.audio import fade_edges, save_audio
 from bisep.data.debian import package_owner, package_version
 from bisep.data.format import ANNOTATIONS_FORMAT, write_dataset
 from bisep.data.gus_patch import play_note, read_patch
@@ -269,8 +269,8 @@ def _environment(name: str) -> Callable[[np.random.Generator], tuple[np.ndarray,
             clip[start:start + recording.size] = recording
             return clip, {"entry": entry, "title": title, "from_second": 0.0}
         start = _loud_window(recording, clip.size, rng)
-        return _fade_edges(recording[start:start + clip.size]), {"entry": entry, "title": title,
-                                                                 "from_second": round(start / SAMPLE_RATE, 3)}
+        piece = fade_edges(recording[start:start + clip.size], round(EDGE_FADE_SECONDS * SAMPLE_RATE))
+        return piece, {"entry": entry, "title": title, "from_second": round(start / SAMPLE_RATE, 3)}
 
     return draw
 
@@ -328,15 +328,6 @@ def _read_mono(source) -> np.ndarray:
     audio, rate = soundfile.read(source, dtype="float64", always_2d=True)
     audio = audio.mean(axis=1)
     return soxr.resample(audio, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else audio
-
-
-def _fade_edges(audio: np.ndarray) -> np.ndarray:
-    fade = round(EDGE_FADE_SECONDS * SAMPLE_RATE)
-    ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade))
-    audio = audio.copy()
-    audio[:fade] *= ramp
-    audio[-fade:] *= ramp[::-1]
-    return audio
 
 
 def _length() -> int:

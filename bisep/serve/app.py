@@ -35,10 +35,12 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+import torch
 from pydantic import BaseModel
 
 from bisep.version import __version__
 from bisep.audio import AudioError, AudioTooLong, probe_audio
+from bisep.cores import idle_cores
 from bisep.errors import BisepError
 from bisep.examples import Example, list_examples
 from bisep.grounding.base import check_prompts
@@ -70,6 +72,7 @@ class Settings:
     device: str | None = None
     work_dir: Path | None = None
     host: str = "127.0.0.1"
+    threads: int | None = None  # per separation; None: the cores idle when it starts (bisep.cores.idle_cores)
 
     def __post_init__(self) -> None:
         for name in ("max_upload_mb", "max_seconds", "keep_minutes"):
@@ -78,6 +81,8 @@ class Settings:
         for name in ("max_prompts", "queue_size"):
             if getattr(self, name) < 1:
                 raise BisepError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            raise BisepError(f"threads must be at least 1, got {self.threads}")
 
     @property
     def max_upload_bytes(self) -> int:
@@ -256,8 +261,12 @@ def create_app(settings: Settings, separator: Separator | None = None) -> FastAP
     work_dir = Path(tempfile.mkdtemp(prefix="bisep-serve-")) if own_work_dir else Path(settings.work_dir)
     (work_dir / "jobs").mkdir(parents=True, exist_ok=True)
     examples = {example.name: example for example in list_examples()}
-    queue = JobQueue(lambda job: run_separation(job, separator, settings.limits, queue.stopping),
-                     settings.queue_size)
+
+    def work(job: Job) -> dict:
+        torch.set_num_threads(settings.threads or idle_cores())  # in the worker thread, which runs the network
+        return run_separation(job, separator, settings.limits, queue.stopping)
+
+    queue = JobQueue(work, settings.queue_size)
     janitor = Janitor(queue, settings.keep_minutes * 60)
 
     @asynccontextmanager

@@ -22,6 +22,7 @@ for finding the source with leakage. What each choice scored: docs/models.md.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 
 from bisep.audio import load_audio
+from bisep.data.corpus import corpus_world
 from bisep.data.format import Dataset
 from bisep.evaluate.grounding import class_embeddings, embed_audio, rms
 from bisep.grounding.builtin import BuiltinGrounding, BuiltinGroundingConfig, load_builtin
@@ -88,11 +90,13 @@ def load_split(dataset: Dataset, split: str, phrasings: dict[str, list[str]]) ->
     )
 
 
+def corpus_manifest(dataset: Dataset) -> dict:
+    return json.loads((dataset.root / "manifest.json").read_text())
+
+
 def class_phrasings(dataset: Dataset) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Seen and held-out phrasings per class, from the corpus manifest."""
-    import json
-
-    manifest = json.loads((dataset.root / "manifest.json").read_text())
+    manifest = corpus_manifest(dataset)
     seen = {c["name"]: list(c["phrasings"]) for c in manifest["classes"]}
     held_out = {c["name"]: list(c["held_out_phrasings"]) for c in manifest["classes"]}
     return seen, held_out
@@ -211,6 +215,7 @@ def train_grounding(
     dataset = Dataset.open(corpus)
     seen, _ = class_phrasings(dataset)
     started = time.perf_counter()
+    world = corpus_world(corpus_manifest(dataset))
     train = load_split(dataset, "grounding", seen)
     valid = load_split(dataset, "valid", seen)
     log(f"loaded {len(train.captions)} grounding clips and {len(valid.captions)} valid clips "
@@ -272,6 +277,6 @@ def train_grounding(
                 f"scale {float(model.logit_scale.detach()):.1f}, {elapsed:.0f} s")
             if accuracy > best:
                 best = accuracy
-                model.save(out, {"corpus": str(Path(corpus).name), "step": step, "history": history,
-                                 "training": asdict(config)})
+                model.save(out, {"corpus": str(Path(corpus).name), "world": world, "step": step,
+                                 "history": history, "training": asdict(config)})
     return {"best_valid_accuracy": best, "history": history, "seconds": time.perf_counter() - started}

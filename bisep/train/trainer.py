@@ -11,6 +11,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict
 from functools import partial
@@ -299,13 +300,29 @@ class Trainer:
         state = read_training_state(folder)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self._apply_configured_schedule()
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
         self.global_step, self.best_sdr = int(state["global_step"]), float(state["best_sdr"])
         restore_rng_states(state["rng"])
-        if self.step_in_epoch >= self.steps_per_epoch:
-            self.epoch, self.step_in_epoch = self.epoch + 1, 0
         self.log(f"resumed from {folder} at epoch {self.epoch}, step {self.step_in_epoch}")
+
+    def _apply_configured_schedule(self) -> None:
+        """On resume, the config's learning-rate schedule wins over the one saved with the run, so a long run
+        continued across sessions can lower its rate (configs/builtin/long-field.yaml does); Adam's moments and
+        the epoch count are kept. The rate becomes what the new schedule gives at the current epoch."""
+        optim, scheduler = self.config.optim, self.scheduler
+        if (scheduler.base_lrs[0], scheduler.step_size, scheduler.gamma) == (
+                optim.learning_rate, optim.decay_every_epochs, optim.decay_factor):
+            return
+        rate = optim.learning_rate * optim.decay_factor ** (scheduler.last_epoch // optim.decay_every_epochs)
+        scheduler.base_lrs = [optim.learning_rate] * len(scheduler.base_lrs)
+        scheduler.step_size, scheduler.gamma = optim.decay_every_epochs, optim.decay_factor
+        for group in self.optimizer.param_groups:
+            group["initial_lr"], group["lr"] = optim.learning_rate, rate
+        scheduler._last_lr = [rate] * len(scheduler.base_lrs)
+        self.log(f"learning-rate schedule from the config ({optim.learning_rate:g}, x{optim.decay_factor:g} every "
+                 f"{optim.decay_every_epochs} epochs): {rate:g} from epoch {scheduler.last_epoch}")
 
     def _history(self, record: dict) -> None:
         if self.dist.is_main:
@@ -314,18 +331,35 @@ class Trainer:
 
     def run(self, max_steps: int | None = None) -> dict:
         """Train until ``epochs`` (or ``max_steps`` optimiser steps, for tests and budgets); returns a summary."""
-        from tqdm import tqdm
-
         config = self.config
         started = time.perf_counter()
-        accumulation = config.optim.accumulation
         if self.global_step == 0:
             self._validate_and_keep_best()
         while self.epoch < config.epochs:
-            loaders = self._loaders()
-            iterators = {name: iter(loader) for name, loader in loaders.items()}
-            bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, desc=f"epoch {self.epoch}",
-                       disable=not self.dist.is_main or not sys.stderr.isatty(), file=sys.stderr, unit="step")
+            # a run saved at an epoch's last step and stopped before the epoch's end (its validation) resumes there
+            if self.step_in_epoch < self.steps_per_epoch and self._train_epoch(max_steps):
+                return self._summary(started)
+            with warnings.catch_warnings():  # resumed at an epoch's end: no optimiser step yet in this process
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()` before")
+                self.scheduler.step()
+            self.epoch += 1
+            self.step_in_epoch = 0
+            if self.epoch % config.validate_every_epochs == 0 or self.epoch == config.epochs:
+                self._validate_and_keep_best()
+            if self.epoch % config.checkpoint_every_epochs == 0:
+                self.save(f"epoch{self.epoch:04d}", with_state=False)
+            self.save("latest")
+        return self._summary(started)
+
+    def _train_epoch(self, max_steps: int | None) -> bool:
+        """The rest of the current epoch's optimiser steps; True when ``max_steps`` stopped it first."""
+        from tqdm import tqdm
+
+        config, accumulation = self.config, self.config.optim.accumulation
+        iterators = {name: iter(loader) for name, loader in self._loaders().items()}
+        bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, desc=f"epoch {self.epoch}",
+                   disable=not self.dist.is_main or not sys.stderr.isatty(), file=sys.stderr, unit="step")
+        with bar:
             while self.step_in_epoch < self.steps_per_epoch:
                 step_started = time.perf_counter()
                 micro = [{name: next(iterator) for name, iterator in iterators.items()} for _ in range(accumulation)]
@@ -342,18 +376,8 @@ class Trainer:
                 if config.checkpoint_every_steps and self.global_step % config.checkpoint_every_steps == 0:
                     self.save("latest")
                 if max_steps is not None and self.global_step >= max_steps:
-                    bar.close()
-                    return self._summary(started)
-            bar.close()
-            self.scheduler.step()
-            self.epoch += 1
-            self.step_in_epoch = 0
-            if self.epoch % config.validate_every_epochs == 0 or self.epoch == config.epochs:
-                self._validate_and_keep_best()
-            if self.epoch % config.checkpoint_every_epochs == 0:
-                self.save(f"epoch{self.epoch:04d}", with_state=False)
-            self.save("latest")
-        return self._summary(started)
+                    return True
+        return False
 
     def _log_step(self, terms: dict[str, float]) -> None:
         self._history({"step": self.global_step, "epoch": self.epoch, **terms})

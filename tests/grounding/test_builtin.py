@@ -120,6 +120,8 @@ def test_training_and_evaluation_end_to_end(tiny_corpus, tmp_path, capsys):
     assert len(result["history"]) == 2
     saved = json.loads((tmp_path / "g" / "config.json").read_text())
     assert saved["provenance"]["step"] in (2, 4)
+    # what it was trained on, so the benchmark can tell whether a corpus is that one
+    assert saved["provenance"]["world"]["options"]["seed"] == json.loads((tiny_corpus / "manifest.json").read_text())["options"]["seed"]
     results = evaluate_grounding(load_grounding(tmp_path / "g"), tiny_corpus, tmp_path / "eval")
     for key in ("zero_shot_top1_seen", "zero_shot_top1_held_out", "text_to_audio_R@1", "two_source_both_in_top3"):
         assert 0.0 <= results[key] <= 1.0

@@ -204,6 +204,21 @@ def test_a_crashing_job_fails_alone_and_the_worker_goes_on(separator, monkeypatc
     assert wait_for(client, submit(client, wav_bytes()).json()["id"])["state"] == "done"
 
 
+@pytest.mark.parametrize("threads, idle, expected", [(None, 1, [1, 2]), (3, 1, [3, 3])])
+def test_each_job_runs_on_the_cores_idle_when_it_starts(separator, monkeypatch, threads, idle, expected):
+    """A server outlives the load it started under: a training job beside it takes a core, then frees it."""
+    import torch
+
+    idle_now = iter([idle, idle + 1])
+    chosen = []
+    monkeypatch.setattr("bisep.serve.app.idle_cores", lambda: next(idle_now))
+    monkeypatch.setattr(torch, "set_num_threads", chosen.append)
+    with TestClient(create_app(Settings(**LIMITS, threads=threads), separator), base_url=LOCAL) as client:
+        for _ in range(2):
+            assert wait_for(client, submit(client, wav_bytes()).json()["id"])["state"] == "done"
+    assert chosen == expected
+
+
 def test_finished_jobs_are_removed_after_the_keep_time_and_the_work_folder_at_shutdown(separator):
     app = create_app(Settings(**{**LIMITS, "keep_minutes": 0.005}), separator)  # 0.3 s
     work_dir = app.state.work_dir
@@ -223,6 +238,8 @@ def test_settings_and_port_are_checked():
         Settings(max_seconds=0)
     with pytest.raises(BisepError, match="queue-size must be at least 1"):
         Settings(queue_size=0)
+    with pytest.raises(BisepError, match="threads must be at least 1"):
+        Settings(threads=0)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -117,6 +117,48 @@ def test_resume_after_a_kill_reproduces_the_following_losses(tiny_corpus, ground
         assert loss == pytest.approx(expected[step], abs=1e-6)
 
 
+def test_a_run_stopped_at_an_epochs_last_step_resumes_with_that_epochs_end(tiny_corpus, grounding_folder,
+                                                                            tmp_path):
+    """The latest checkpoint of an epoch's last step is written before the epoch's end (learning-rate step,
+    validation, epoch checkpoint); a run killed during that validation must still do them on resume."""
+    common = dict(checkpoint_every_steps=2, epochs=2, optim__decay_every_epochs=1, optim__decay_factor=0.5)
+    full = load_config(TrainConfig, write_config(tmp_path / "a.yaml", tiny_corpus, grounding_folder,
+                                                 tmp_path / "full", **common))
+    Trainer(full, log=lambda *_: None).run()
+    killed = load_config(TrainConfig, write_config(tmp_path / "b.yaml", tiny_corpus, grounding_folder,
+                                                   tmp_path / "killed", **common))
+    Trainer(killed, log=lambda *_: None).run(max_steps=4)  # stops right after step 4's checkpoint
+    Trainer(killed, resume=True, log=lambda *_: None).run()
+    expected, resumed = history(tmp_path / "full"), history(tmp_path / "killed")
+    for key in ("loss", "learning_rate"):
+        assert [r[key] for r in resumed if key in r] == pytest.approx([r[key] for r in expected if key in r], abs=1e-6)
+    assert [r["epoch"] for r in resumed if "validation_sdr" in r] == [0, 1, 2]
+    assert (tmp_path / "killed" / "checkpoints" / "epoch0001").is_dir()
+
+
+def test_resume_applies_a_changed_learning_rate_schedule(tiny_corpus, grounding_folder, tmp_path):
+    """A long run continued across sessions may lower its rate: the config's schedule wins on resume."""
+    first = load_config(TrainConfig, write_config(tmp_path / "a.yaml", tiny_corpus, grounding_folder,
+                                                  tmp_path / "run", epochs=2))
+    Trainer(first, log=lambda *_: None).run()  # two epochs of 4 steps at 1e-3
+    lowered = load_config(TrainConfig, write_config(tmp_path / "b.yaml", tiny_corpus, grounding_folder,
+                                                    tmp_path / "run", epochs=4, optim__decay_every_epochs=2,
+                                                    optim__decay_factor=0.1))
+    lines = []
+    Trainer(lowered, resume=True, log=lines.append).run()
+    rates = {r["step"]: r["learning_rate"] for r in history(tmp_path / "run") if "loss" in r}
+    assert rates[8] == pytest.approx(1e-3) and rates[9] == pytest.approx(1e-4) and rates[16] == pytest.approx(1e-4)
+    assert any("schedule from the config" in line for line in lines)
+    unchanged = load_config(TrainConfig, write_config(tmp_path / "c.yaml", tiny_corpus, grounding_folder,
+                                                      tmp_path / "run", epochs=5, optim__decay_every_epochs=2,
+                                                      optim__decay_factor=0.1))
+    lines.clear()
+    Trainer(unchanged, resume=True, log=lines.append).run()
+    assert not any("schedule from the config" in line for line in lines)
+    rates = {r["step"]: r["learning_rate"] for r in history(tmp_path / "run") if "loss" in r}
+    assert rates[17] == pytest.approx(1e-5)  # epoch 4 (the fifth): the schedule goes on from where it was
+
+
 def test_two_gloo_processes_equal_one_process_with_accumulation(tiny_corpus, grounding_folder, tmp_path):
     one = write_config(tmp_path / "one.yaml", tiny_corpus, grounding_folder, tmp_path / "one", epochs=1,
                        optim__accumulation=2, optim__batch_size=2)

@@ -26,6 +26,7 @@ import numpy as np
 import soundfile
 import soxr
 
+from bisep.audio import fade_edges
 from bisep.data.debian import package_version
 from bisep.data.reserved import refuse_reserved
 from bisep.data.sources import RenderResources, SoundClass
@@ -305,7 +306,7 @@ def render(recipe: dict, sample_rate: int, resources: RenderResources | None = N
         piece = audio[first:first + round(want * shot["speed"]) + 1]
         if shot["speed"] != 1.0 and piece.size > 1:
             piece = soxr.resample(piece, sample_rate * shot["speed"], sample_rate)
-        piece = _faded(piece[:want], round(FADE_SECONDS * sample_rate)) * 10 ** (shot["gain_db"] / 20)
+        piece = fade_edges(piece[:want], round(FADE_SECONDS * sample_rate)) * 10 ** (shot["gain_db"] / 20)
         onset = round(shot["onset"] * sample_rate)
         span = max(0, min(piece.size, length - onset))
         out[onset:onset + span] += piece[:span]
@@ -410,14 +411,3 @@ def _loud_start(key: str, seconds: float, rng: np.random.Generator) -> float:
     energy = np.convolve(envelope ** 2, np.ones(window) / window, mode="valid")
     starts = np.flatnonzero(energy >= energy.max() / 16)  # a quarter of the RMS is 1/16 of the energy
     return float(starts[int(rng.integers(starts.size))]) / ENVELOPE_RATE
-
-
-def _faded(piece: np.ndarray, fade: int) -> np.ndarray:
-    fade = min(fade, piece.size // 2)
-    if fade < 1:
-        return piece
-    ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade))
-    piece = piece.copy()
-    piece[:fade] *= ramp
-    piece[-fade:] *= ramp[::-1]
-    return piece
