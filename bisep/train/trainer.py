@@ -352,7 +352,7 @@ class Trainer:
             if self.step_in_epoch < self.steps_per_epoch and self._train_epoch(max_steps):
                 return self._summary(started)
             with warnings.catch_warnings():  # resumed at an epoch's end: no optimiser step yet in this process
-                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()` before")
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                 self.scheduler.step()
             self.epoch += 1
             self.step_in_epoch = 0
