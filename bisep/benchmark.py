@@ -50,16 +50,21 @@ class Budget:
     seeds: int
     ablation_seeds: int
     validation_items: int
+    test_items: int | None = 300  # compositions scored per test list (None: all)
     separations_per_step: int = 48
 
 
-# Sized by benchmarks/benchmark_step_cost.py (2026-12-07, quiet 2 cores): at 48 estimates a step every mode
-# costs 1.3-1.4 s a step and 23-29 s a validation of 200 items. default: 10 runs (the ablations one seed) of 300
-# steps, about 76 min of training and validation plus ~10 min of evaluation; long: 12 runs of 1,500 steps,
-# about 7.5 hours. The supervised reference still gains at 300 steps (a probe: +3.4 dB SDRi at 150, +5.0 at 300
-# on valid_2), which the default's curves table shows; the long budget is the one that lets it level off.
-BUDGETS = {"default": Budget(steps=300, validate_every=100, seeds=2, ablation_seeds=1, validation_items=100),
-           "long": Budget(steps=1500, validate_every=250, seeds=2, ablation_seeds=2, validation_items=200)}
+# Sized by benchmarks/benchmark_step_cost.py (2026-12-07, quiet 2 cores: every mode 1.3-1.4 s a step at 48 estimates,
+# 23-29 s a validation of 200 items) and the first default run (2026-12-07: 300 steps, 4 validations, 300 test
+# items took 105.6 min: 79.4 training, 17.1 evaluation, ~9 corpus and oracles). default: 10 runs (the ablations one
+# seed) of 250 steps, validated at 0, 125 and 250, scored on 200 compositions per test list: predicted ~63 min of
+# training, ~11 of evaluation, ~6 of corpus and oracles, about 80 min. The supervised reference still gains at
+# that length (it gained +1.3 dB over steps 200-300 there), which the default's curves table shows; the long
+# budget (12 runs of 1,500 steps, about 7.5 hours) is the one that lets it level off.
+BUDGETS = {"default": Budget(steps=250, validate_every=125, seeds=2, ablation_seeds=1, validation_items=100,
+                             test_items=200),
+           "long": Budget(steps=1500, validate_every=250, seeds=2, ablation_seeds=2, validation_items=200,
+                          test_items=300)}
 ABLATIONS = ("weak_no_contrastive", "weak_no_consistency")
 
 
@@ -89,6 +94,7 @@ class BenchmarkPlan:
         if name not in BUDGETS:
             raise BisepError(f"unknown budget '{name}' (known: {', '.join(BUDGETS)})")
         budget = BUDGETS[name]
+        fields.setdefault("test_items", budget.test_items)
         return cls(out=out, steps=budget.steps, validate_every=budget.validate_every, seeds=budget.seeds,
                    ablation_seeds=budget.ablation_seeds, validation_items=budget.validation_items,
                    separations_per_step=budget.separations_per_step, budget=name, **fields)

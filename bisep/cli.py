@@ -177,12 +177,12 @@ def train(config_path, overrides, resume, device, max_steps) -> None:
               "the full claim table, about 8 hours. The options below override its parts.")
 @click.option("--seeds", type=int, help="Seeds of the four modes (budget: 2).")
 @click.option("--ablation-seeds", type=int, help="Seeds of the two loss ablations (budget default 1, long 2).")
-@click.option("--steps", type=int, help="Optimiser steps of every run (budget default 300, long 1500).")
-@click.option("--validate-every", type=int, help="Steps between validations (budget default 100, long 250).")
+@click.option("--steps", type=int, help="Optimiser steps of every run (budget default 250, long 1500).")
+@click.option("--validate-every", type=int, help="Steps between validations (budget default 125, long 250).")
 @click.option("--separations-per-step", type=int, help="(Mixture, prompt) estimates every run's step trains; "
               "each mode's batch is sized to it (budget: 48; 0 keeps every preset's batch).")
-@click.option("--test-items", type=int, default=300, show_default=True,
-              help="Compositions scored per test list (0: all).")
+@click.option("--test-items", type=int, help="Compositions scored per test list (budget default 200, long 300; "
+              "0: all).")
 @click.option("--runs", default=",".join(("unsupervised", "weak", "supervised", "semi", "weak_no_contrastive",
                                           "weak_no_consistency")), show_default=True, help="Comma-separated.")
 @click.option("--jobs", type=int, default=min(2, os.cpu_count() or 1), show_default=True)
@@ -203,11 +203,13 @@ def benchmark(out, size, corpus_folder, budget, seeds, ablation_seeds, steps, va
     from bisep.benchmark import BenchmarkPlan, run_benchmark
 
     plan = BenchmarkPlan.from_budget(
-        budget, out, size=size, test_items=test_items or None, corpus=corpus_folder,
+        budget, out, size=size, corpus=corpus_folder,
         runs=tuple(name.strip() for name in runs.split(",") if name.strip()), jobs=jobs, grounding=grounding_spec,
         overrides=list(overrides), benchmark_file=benchmark_file, figures=figures)
     given = {"seeds": seeds, "ablation_seeds": ablation_seeds, "steps": steps, "validate_every": validate_every}
     changed = {key: value for key, value in given.items() if value is not None}
+    if test_items is not None:
+        changed["test_items"] = test_items or None
     if separations_per_step is not None:
         changed["separations_per_step"] = separations_per_step or None
     plan = replace(plan, **changed)

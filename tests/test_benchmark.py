@@ -82,6 +82,8 @@ def test_the_default_budget_gives_the_ablations_one_seed_and_long_gives_two():
     assert [default.seeds_of(name) for name in ("weak", "supervised", "weak_no_contrastive")] == [2, 2, 1]
     assert [long.seeds_of(name) for name in ("weak", "weak_no_consistency")] == [2, 2]
     assert long.steps > default.steps
+    assert (default.test_items, long.test_items) == (200, 300)  # the default budget fits 90 minutes (BENCHMARK.md)
+    assert BenchmarkPlan.from_budget("default", Path("/tmp/unused"), test_items=None).test_items is None
 
 
 def _table(supervised: dict, unsupervised: dict) -> dict:

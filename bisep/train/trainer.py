@@ -22,7 +22,7 @@ import torch
 from bisep.errors import ConfigError
 from bisep.data.sampling import CompositionMixtures, MixtureOfMixtures, SingleSourceMixtures, collate_mixtures
 from bisep.data.streaming import StreamedMixtureOfMixtures, StreamedSingleSourceMixtures
-from bisep.files import write_json_atomic
+from bisep.files import write_json_atomic, write_text_atomic
 from bisep.grounding import load_grounding
 from bisep.model_folder import read_model_folder, write_model_folder
 from bisep.separator.model import TextQueriedSeparator
@@ -305,6 +305,7 @@ class Trainer:
         self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
         self.global_step, self.best_sdr = int(state["global_step"]), float(state["best_sdr"])
         restore_rng_states(state["rng"])
+        self._forget_history_after(self.global_step)
         self.log(f"resumed from {folder} at epoch {self.epoch}, step {self.step_in_epoch}")
 
     def _apply_configured_schedule(self) -> None:
@@ -324,6 +325,17 @@ class Trainer:
         self.log(f"learning-rate schedule from the config ({optim.learning_rate:g}, x{optim.decay_factor:g} every "
                  f"{optim.decay_every_epochs} epochs): {rate:g} from epoch {scheduler.last_epoch}")
 
+    def _forget_history_after(self, step: int) -> None:
+        """Drop the history a stopped run wrote after its last checkpoint: the resumed run redoes those steps, and
+        the curves would show them twice."""
+        path = self.out / "history.jsonl"
+        if not self.dist.is_main or not path.is_file():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+        if len(kept) < len(lines):
+            write_text_atomic(path, "".join(line + "\n" for line in kept))
+
     def _history(self, record: dict) -> None:
         if self.dist.is_main:
             with open(self.out / "history.jsonl", "a", encoding="utf-8") as handle:
@@ -340,7 +352,7 @@ class Trainer:
             if self.step_in_epoch < self.steps_per_epoch and self._train_epoch(max_steps):
                 return self._summary(started)
             with warnings.catch_warnings():  # resumed at an epoch's end: no optimiser step yet in this process
-                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()` before")
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                 self.scheduler.step()
             self.epoch += 1
             self.step_in_epoch = 0
