@@ -42,6 +42,14 @@ def by_vocabulary(records: list[dict], known: set[str]) -> dict:
         | {f"{name}_class_sources": len(values) for name, values in split.items()}
 
 
+def shipped_weights(name: str) -> str:
+    """The first 12 hex digits of a shipped separator's weights checksum."""
+    from bisep.pretrained import asset_folder
+    from bisep.files import sha256_file
+
+    return sha256_file(asset_folder("separator", name) / "model.safetensors")[:12]
+
+
 def score(folder: Path | str, lists: dict[str, Path], limit: int, work: Path, known: set[str] | None = None) -> dict:
     """Scores of one model (a checkpoint folder, or a shipped name for the reference) on every list."""
     from bisep.evaluate.run import evaluate_separator
@@ -52,10 +60,10 @@ def score(folder: Path | str, lists: dict[str, Path], limit: int, work: Path, kn
     if isinstance(folder, Path):
         meta, _ = read_model_folder(folder)
         point = {"checkpoint": folder.name, "step": meta.get("provenance", {}).get("global_step")}
-    else:
-        point = {"checkpoint": folder, "step": None}
+    else:  # a shipped name: its scores are kept per weights, since a name is shipped again with new ones
+        point = {"checkpoint": folder, "step": None, "weights": shipped_weights(folder)}
     for name, compositions in lists.items():
-        out = work / point["checkpoint"] / name
+        out = work / "-".join(filter(None, (point["checkpoint"], point.get("weights")))) / name
         if (out / "results.json").is_file():  # scored by an earlier invocation
             result = json.loads((out / "results.json").read_text())
         else:
@@ -142,7 +150,8 @@ def main() -> None:
     if arguments.reference:
         references = store.with_name(store.stem + "_reference.json")
         stored = json.loads(references.read_text()) if references.is_file() else {}
-        if stored.get("checkpoint") != arguments.reference or not complete(stored):
+        if (stored.get("checkpoint") != arguments.reference or not complete(stored)
+                or stored.get("weights") != shipped_weights(arguments.reference)):
             stored = score(arguments.reference, lists, arguments.limit, work, known)
             references.write_text(json.dumps(stored, indent=1) + "\n")
         reference = stored
